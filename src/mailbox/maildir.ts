@@ -1,0 +1,43 @@
+// Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}. A message is
+// written under tmp/ and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>",
+// the ",S=" size extension Dovecot also writes. The part before "," is its stable unique id (POP3 UIDL).
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+/** Folder of the mailbox for a canonical local address: <data_dir>/mailboxes/<domain>/<local>. */
+export function mailboxPath(dataDir: string, address: string): string {
+  const at = address.lastIndexOf("@");
+  return path.join(dataDir, "mailboxes", address.slice(at + 1), address.slice(0, at));
+}
+
+const created = new Set<string>();
+
+/** Creates <root>/{tmp,new,cur} once per process. */
+export async function ensureMaildir(root: string): Promise<void> {
+  if (created.has(root)) return;
+  await Promise.all(["tmp", "new", "cur"].map((d) => fs.mkdir(path.join(root, d), { recursive: true, mode: 0o700 })));
+  created.add(root);
+}
+
+let seq = 0;
+const host = os.hostname().replace(/\//g, "\\057").replace(/:/g, "\\072").replace(/,/g, "\\054");
+
+/** A name unique across processes and time for a new message. */
+export function uniqueName(now = Date.now()): string {
+  const sec = Math.floor(now / 1000);
+  const usec = (now % 1000) * 1000 + Number(process.hrtime.bigint() % 1000n);
+  return `${sec}.M${usec}P${process.pid}Q${++seq}.${host}`;
+}
+
+/** The unique id of a message file name: everything before the first "," or ":". */
+export function uniqueIdOf(fileName: string): string {
+  const m = /^[^,:]+/.exec(fileName);
+  return m ? m[0] : fileName;
+}
+
+/** The ",S=<size>" value of a file name, if present. */
+export function sizeOf(fileName: string): number | null {
+  const m = /,S=(\d+)/.exec(fileName);
+  return m ? Number(m[1]) : null;
+}

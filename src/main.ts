@@ -1,0 +1,77 @@
+// Wires Petrel together explicitly: config → account store, spool, policy → listeners.
+// Nothing registers itself; everything a component needs is passed to its constructor.
+import crypto from "node:crypto";
+import type { LoadedConfig } from "./config/load.js";
+import type { Logger } from "./core/log.js";
+import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
+import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
+import { SmtpSession } from "./smtp-server/session.js";
+import { Spool } from "./spool/spool.js";
+import { AccountStore } from "./store/account-store.js";
+
+export interface RunningServer {
+  readonly addresses: readonly BoundAddress[];
+  /** Stops accepting, lets transactions in flight finish (bounded), closes the store. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: LoadedConfig, log: Logger): Promise<RunningServer> {
+  const store = new AccountStore(config.data_dir, config.domains);
+  const spool = new Spool(config.data_dir);
+  const policy = new RecipientPolicy(store, {
+    vrfy: config.smtp.vrfy,
+    expn: config.smtp.expn,
+    forwardOffsite: config.smtp.forward_offsite,
+  });
+  const limits = config.limits;
+  const smtpOptions = {
+    hostname: config.hostname,
+    maxMessageSize: limits.max_message_size,
+    maxRecipients: limits.max_recipients,
+    maxErrors: limits.max_errors,
+    maxJunkCommands: limits.max_junk_commands,
+    commandTimeoutMs: limits.command_timeout * 1000,
+    dataTimeoutMs: limits.data_timeout * 1000,
+    bareLineEndings: config.smtp.bare_line_endings,
+    postmasterDomain: config.domains[0]!,
+  };
+  const listeners: TcpListener[] = [
+    new TcpListener(
+      {
+        name: "smtp",
+        addresses: config.listen.smtp,
+        maxConnections: limits.max_connections,
+        busyReply: `421 4.7.0 ${config.hostname} Error: too many connections, try again later\r\n`,
+        createSession: (socket, sessionLog) =>
+          new SmtpSession(socket, { options: smtpOptions, policy, store: spool, log: sessionLog, newId: newQueueId }),
+      },
+      log,
+    ),
+  ];
+  const addresses: BoundAddress[] = [];
+  try {
+    for (const l of listeners) addresses.push(...(await l.start()));
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.stop(0)));
+    store.close();
+    throw err;
+  }
+  log.info({ hostname: config.hostname, domains: config.domains, data_dir: config.data_dir, config: config.source }, "petrel started");
+  return {
+    addresses,
+    async stop() {
+      await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
+      store.close();
+      log.info("petrel stopped");
+    },
+  };
+}
+
+let idCounter = 0;
+const idSalt = crypto.randomBytes(2).toString("hex").toUpperCase();
+
+/** Queue ids: time, a per-process salt and a counter; short, sortable, unique across restarts. */
+export function newQueueId(): string {
+  idCounter = (idCounter + 1) % 1679616;
+  return `${Date.now().toString(36).toUpperCase()}${idSalt}${idCounter.toString(36).toUpperCase().padStart(4, "0")}`;
+}

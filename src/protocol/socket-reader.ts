@@ -1,0 +1,200 @@
+// Reads a line-oriented protocol from a socket on Buffers: command lines, exact byte counts (BDAT)
+// and dot-terminated data (through DotDecoder). Before it waits for the network it calls onWait,
+// so a session flushes all pipelined replies in one write (RFC 2920) instead of one per line.
+// Trusts nothing: lines are bounded, a slow or silent peer times out, buffered input is capped.
+import type { Socket } from "node:net";
+import type { DotDecoder } from "./dot-decoder.js";
+
+export type LineResult = Buffer | "too-long" | null;
+
+export class ReaderClosed extends Error {
+  constructor() {
+    super("connection closed");
+  }
+}
+export class ReaderTimeout extends Error {
+  constructor() {
+    super("timed out waiting for the client");
+  }
+}
+export class ReaderInterrupted extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+const HIGH_WATER = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export class SocketReader {
+  private buf: Buffer = EMPTY;
+  private pos = 0;
+  private scanned = 0; // bytes after pos already searched for LF
+  private ended = false;
+  private timedOut = false;
+  private interrupted: string | null = null;
+  private wake: (() => void) | null = null;
+  private paused = false;
+  private socket!: Socket;
+  private readonly handlers = {
+    data: (chunk: Buffer) => this.onData(chunk),
+    end: () => this.onEnd(),
+    close: () => this.onEnd(),
+    error: () => this.onEnd(),
+    timeout: () => {
+      this.timedOut = true;
+      this.notify();
+    },
+  };
+
+  constructor(
+    socket: Socket,
+    private readonly onWait: () => void,
+  ) {
+    this.attach(socket);
+  }
+
+  /** Sets the idle timeout for every following wait. */
+  setTimeout(ms: number): void {
+    this.socket.setTimeout(ms);
+  }
+
+  /** Makes the current or next wait throw ReaderInterrupted (server shutdown). */
+  interrupt(reason: string): void {
+    this.interrupted = reason;
+    this.notify();
+  }
+
+  /** Bytes received but not yet consumed. */
+  get buffered(): number {
+    return this.buf.length - this.pos;
+  }
+
+  /** Moves to another socket (a TLS upgrade); anything buffered is discarded (RFC 3207 §4.2). */
+  attach(socket: Socket): void {
+    if (this.socket) for (const [ev, fn] of Object.entries(this.handlers)) this.socket.off(ev, fn as never);
+    this.socket = socket;
+    this.buf = EMPTY;
+    this.pos = this.scanned = 0;
+    for (const [ev, fn] of Object.entries(this.handlers)) socket.on(ev, fn as never);
+  }
+
+  /** Reads one line (LF or CRLF terminated, terminator removed). Null at end of stream. */
+  async readLine(max: number): Promise<LineResult> {
+    let discarding = false;
+    for (;;) {
+      const start = this.pos + this.scanned;
+      const lf = this.buf.indexOf(LF, start);
+      if (lf >= 0) {
+        const endOfLine = lf > this.pos && this.buf[lf - 1] === CR ? lf - 1 : lf;
+        const line = this.buf.subarray(this.pos, endOfLine);
+        this.consume(lf + 1 - this.pos);
+        if (discarding || line.length > max) return "too-long";
+        return line;
+      }
+      this.scanned = this.buf.length - this.pos;
+      if (this.scanned > max) {
+        // Too long: drop what we have and keep dropping up to the next LF.
+        discarding = true;
+        this.consume(this.buffered);
+      }
+      if (this.ended) {
+        if (this.ended && this.buffered === 0) return null;
+        this.consume(this.buffered);
+        return null;
+      }
+      await this.waitForData();
+    }
+  }
+
+  /** Passes exactly n bytes to sink (BDAT, RFC 3030), in pieces; never buffers them all. */
+  async readExact(n: number, sink: (piece: Buffer) => void | Promise<void>): Promise<void> {
+    while (n > 0) {
+      if (this.buffered === 0) {
+        if (this.ended) throw new ReaderClosed();
+        await this.waitForData();
+        continue;
+      }
+      const take = Math.min(n, this.buffered);
+      const piece = this.buf.subarray(this.pos, this.pos + take);
+      this.consume(take);
+      n -= take;
+      await sink(piece);
+    }
+  }
+
+  /** Decodes DATA content up to and including <CRLF>.<CRLF>, passing decoded pieces to sink. */
+  async readDotData(decoder: DotDecoder, sink: (pieces: Buffer[]) => void | Promise<void>): Promise<void> {
+    for (;;) {
+      if (this.buffered === 0) {
+        if (this.ended) throw new ReaderClosed();
+        await this.waitForData();
+        continue;
+      }
+      const pieces: Buffer[] = [];
+      const { consumed, done } = decoder.feed(this.buf.subarray(this.pos), (p) => pieces.push(p));
+      this.consume(consumed);
+      if (pieces.length) await sink(pieces);
+      if (done) return;
+    }
+  }
+
+  private consume(n: number): void {
+    this.pos += n;
+    this.scanned = 0;
+    if (this.pos >= this.buf.length) {
+      this.buf = EMPTY;
+      this.pos = 0;
+    }
+    if (this.paused && this.buffered < HIGH_WATER / 2) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.buffered === 0) {
+      this.buf = chunk;
+      this.pos = 0;
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
+      this.pos = 0;
+    }
+    if (this.buffered >= HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    this.notify();
+  }
+
+  private onEnd(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private async waitForData(): Promise<void> {
+    this.check();
+    this.onWait();
+    const before = this.buf.length - this.pos;
+    await new Promise<void>((resolve) => (this.wake = resolve));
+    this.check();
+    void before;
+  }
+
+  private check(): void {
+    if (this.interrupted !== null) throw new ReaderInterrupted(this.interrupted);
+    if (this.timedOut) {
+      this.timedOut = false;
+      throw new ReaderTimeout();
+    }
+  }
+}
+
+const LF = 10;
+const CR = 13;

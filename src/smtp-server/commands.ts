@@ -1,0 +1,61 @@
+// The SMTP command table (RFC 5321 §4.1, RFC 3030 BDAT): each row names a verb, the states it is
+// allowed in, what to answer elsewhere, and the handler. State rules live here and only here.
+import { reply, type Reply } from "../core/reply.js";
+import type { SmtpSession } from "./session.js";
+
+/** Where the session is: before HELO/EHLO, greeted, after MAIL, after a good RCPT, inside BDAT. */
+export const STATES = ["init", "idle", "mail", "rcpt", "bdat"] as const;
+export type SessionState = (typeof STATES)[number];
+
+export interface CommandRow {
+  readonly verb: string;
+  readonly allowedIn: readonly SessionState[];
+  /** Replies for states outside allowedIn; others get 503 5.5.1 Bad sequence of commands. */
+  readonly refuse?: Partial<Record<SessionState, Reply>>;
+  /** NOOP-like commands counted against limits.max_junk_commands. */
+  readonly junk?: boolean;
+  run(session: SmtpSession, arg: string): Promise<void> | void;
+}
+
+const ANY = STATES;
+const needHelo = reply(503, "5.5.1", "Error: send HELO/EHLO first");
+const needMail = reply(503, "5.5.1", "Error: need MAIL command");
+const needRcpt = reply(554, "5.5.1", "Error: no valid recipients");
+const inBdat = reply(503, "5.5.1", "Error: BDAT transfer in progress; send BDAT or RSET");
+const notImplemented = reply(502, "5.5.1", "Error: command not implemented");
+
+const rows: CommandRow[] = [
+  { verb: "EHLO", allowedIn: ANY, run: (s, a) => s.hello(a, true) },
+  { verb: "HELO", allowedIn: ANY, run: (s, a) => s.hello(a, false) },
+  {
+    verb: "MAIL",
+    allowedIn: ["idle"],
+    refuse: { init: needHelo, mail: reply(503, "5.5.1", "Error: nested MAIL command"), rcpt: reply(503, "5.5.1", "Error: nested MAIL command"), bdat: inBdat },
+    run: (s, a) => s.mail(a),
+  },
+  { verb: "RCPT", allowedIn: ["mail", "rcpt"], refuse: { init: needHelo, idle: needMail, bdat: inBdat }, run: (s, a) => s.rcpt(a) },
+  { verb: "DATA", allowedIn: ["rcpt"], refuse: { init: needHelo, idle: needMail, mail: needRcpt, bdat: inBdat }, run: (s, a) => s.data(a) },
+  // BDAT in "mail" must still read its bytes, so the session refuses it after consuming them.
+  { verb: "BDAT", allowedIn: ["mail", "rcpt", "bdat"], refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
+  { verb: "RSET", allowedIn: ANY, junk: true, run: (s, a) => s.rset(a) },
+  { verb: "NOOP", allowedIn: ANY, junk: true, run: (s) => s.send(reply(250, "2.0.0", "Ok")) },
+  { verb: "QUIT", allowedIn: ANY, run: (s) => s.quit() },
+  { verb: "HELP", allowedIn: ANY, junk: true, run: (s, a) => s.help(a) },
+  { verb: "VRFY", allowedIn: ANY, junk: true, run: (s, a) => s.vrfy(a) },
+  { verb: "EXPN", allowedIn: ANY, junk: true, run: (s, a) => s.expn(a) },
+  // Obsolete or unsafe verbs that RFC 5321 names: recognised, not implemented.
+  ...["TURN", "SEND", "SOML", "SAML"].map((verb): CommandRow => ({ verb, allowedIn: ANY, run: (s) => s.send(notImplemented) })),
+];
+
+export const COMMANDS: ReadonlyMap<string, CommandRow> = new Map(rows.map((r) => [r.verb, r]));
+
+export const HELP_TEXT = [
+  "Petrel SMTP commands:",
+  "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
+  "Send mail: EHLO, MAIL FROM:<you>, RCPT TO:<them>, DATA, then the message ending in <CRLF>.<CRLF>",
+  "End of HELP info",
+];
+
+export function refusal(row: CommandRow, state: SessionState): Reply {
+  return row.refuse?.[state] ?? reply(503, "5.5.1", "Error: bad sequence of commands");
+}

@@ -1,0 +1,209 @@
+// The one way in for a message: SMTP (and later sendmail and bounces) open an IncomingMessage,
+// stream the content into it, and commit. Local recipients are delivered straight into their
+// Maildirs; off-site recipients go to the queue folder. commit() returns only after every file and
+// folder entry is fsync'd, so the caller may then say 250. abort() leaves nothing behind.
+import fs from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import path from "node:path";
+import { ensureMaildir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
+import type { Route } from "../delivery/recipient-resolver.js";
+import { receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
+
+export interface AcceptedRecipient {
+  /** The address as the client gave it in RCPT TO. */
+  readonly address: string;
+  readonly route: Route;
+}
+
+export interface Envelope extends TraceInfo {
+  /** Reverse-path; "" for the null sender <>. */
+  readonly sender: string;
+  readonly recipients: readonly AcceptedRecipient[];
+}
+
+/** One file being written: a Maildir copy or the queued copy for off-site recipients. */
+interface Copy {
+  readonly fh: FileHandle;
+  readonly tmpPath: string;
+  readonly finalDir: string;
+  readonly name: string;
+  size: number;
+}
+
+const FLUSH_BYTES = 64 * 1024;
+
+export class Spool {
+  constructor(private readonly dataDir: string) {}
+
+  get queueDir(): string {
+    return path.join(this.dataDir, "queue");
+  }
+
+  async open(env: Envelope): Promise<IncomingMessage> {
+    const copies: Copy[] = [];
+    const prefixes: Buffer[] = [];
+    const msg = new IncomingMessage(copies, prefixes, env, this.queueDir);
+    try {
+      const seen = new Set<string>();
+      const remote: string[] = [];
+      for (const r of env.recipients) {
+        for (const user of r.route.local) {
+          if (seen.has(user)) continue;
+          seen.add(user);
+          const root = mailboxPath(this.dataDir, user);
+          await ensureMaildir(root);
+          copies.push(await openCopy(path.join(root, "tmp"), path.join(root, "new")));
+          prefixes.push(Buffer.from(returnPathHeader(env.sender) + receivedHeader(env, r.address)));
+        }
+        for (const t of r.route.remote) if (!remote.includes(t)) remote.push(t);
+      }
+      if (remote.length) {
+        const dir = path.join(this.queueDir, "messages");
+        await fs.mkdir(dir, { recursive: true });
+        copies.push(await openCopy(dir, dir, `${env.id}.tmp`, `${env.id}.eml`));
+        prefixes.push(Buffer.from(receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
+        msg.remote = remote;
+      }
+    } catch (err) {
+      await msg.abort();
+      throw err;
+    }
+    return msg;
+  }
+}
+
+async function openCopy(tmpDir: string, finalDir: string, tmpName?: string, finalName?: string): Promise<Copy> {
+  const name = finalName ?? uniqueName();
+  const tmpPath = path.join(tmpDir, tmpName ?? name);
+  const fh = await fs.open(tmpPath, "wx", 0o600);
+  return { fh, tmpPath, finalDir, name, size: 0 };
+}
+
+export class IncomingMessage {
+  remote: string[] = [];
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private finished = false;
+
+  constructor(
+    private readonly copies: Copy[],
+    prefixes: Buffer[],
+    private readonly env: Envelope,
+    private readonly queueDir: string,
+  ) {
+    this.prefixes = prefixes;
+  }
+  private readonly prefixes: Buffer[];
+
+  /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
+  async write(pieces: readonly Buffer[]): Promise<void> {
+    for (const p of pieces) {
+      this.pending.push(p);
+      this.pendingBytes += p.length;
+    }
+    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    const body = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await Promise.all(
+      this.copies.map(async (c, i) => {
+        const prefix = this.prefixes[i];
+        const bufs = c.size === 0 && prefix ? [prefix, ...body] : body;
+        if (bufs.length === 0) return;
+        let total = 0;
+        for (const b of bufs) total += b.length;
+        let written = 0;
+        let rest = bufs;
+        // writev may write less than asked; continue from where it stopped.
+        for (;;) {
+          const { bytesWritten } = await c.fh.writev(rest);
+          written += bytesWritten;
+          if (written >= total) break;
+          rest = sliceBuffers(bufs, written);
+        }
+        c.size += total;
+      }),
+    );
+  }
+
+  /** Makes every copy durable and visible; resolves when 250 may be sent. */
+  async commit(): Promise<void> {
+    if (this.finished) throw new Error("message already finished");
+    await this.flush();
+    // A copy whose prefix was never written (empty content) still needs it.
+    await Promise.all(this.copies.map(async (c) => c.fh.datasync()));
+    await Promise.all(this.copies.map((c) => c.fh.close()));
+    const dirs = new Set<string>();
+    await Promise.all(
+      this.copies.map(async (c) => {
+        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size}` : c.name;
+        await fs.rename(c.tmpPath, path.join(c.finalDir, final));
+        dirs.add(c.finalDir);
+      }),
+    );
+    if (this.remote.length) {
+      const envDir = path.join(this.queueDir, "envelopes");
+      await fs.mkdir(envDir, { recursive: true });
+      const record = {
+        version: 1,
+        id: this.env.id,
+        sender: this.env.sender,
+        received: this.env.receivedAt.toISOString(),
+        recipients: this.remote.map((to) => ({ to, state: "pending", attempts: 0, last_reply: null })),
+      };
+      await writeFileDurably(path.join(envDir, `${this.env.id}.json`), JSON.stringify(record, null, 1) + "\n");
+      dirs.add(envDir);
+    }
+    await Promise.all([...dirs].map(fsyncDir));
+    this.finished = true;
+  }
+
+  async abort(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    await Promise.all(
+      this.copies.map(async (c) => {
+        await c.fh.close().catch(() => undefined);
+        await fs.unlink(c.tmpPath).catch(() => undefined);
+      }),
+    );
+  }
+}
+
+function sliceBuffers(bufs: readonly Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Writes a small file to a temporary name, fsyncs it and renames it into place. */
+export async function writeFileDurably(file: string, content: string | Buffer): Promise<void> {
+  const tmp = `${file}.tmp${process.pid}`;
+  const fh = await fs.open(tmp, "w", 0o600);
+  try {
+    await fh.writeFile(content);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, file);
+}
