@@ -1,6 +1,6 @@
 // Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}. A message is
 // written under tmp/ and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>",
-// the ",S=" size extension Dovecot also writes. The part before "," is its stable unique id (POP3 UIDL).
+// the ",S=" (file size) and ",W=" (CRLF size) extensions Dovecot also writes. The part before "," is its stable unique id (POP3 UIDL).
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -36,8 +36,8 @@ export function uniqueIdOf(fileName: string): string {
   return m ? m[0] : fileName;
 }
 
-/** The ",S=<size>" value of a file name, if present. */
-export function sizeOf(fileName: string): number | null {
-  const m = /,S=(\d+)/.exec(fileName);
+/** The ",S=<size>" (file size) or ",W=<size>" (size with CRLF line ends) value of a name, if present. */
+export function sizeOf(fileName: string, which: "S" | "W" = "S"): number | null {
+  const m = new RegExp(`,${which}=(\\d+)`).exec(fileName);
   return m ? Number(m[1]) : null;
 }

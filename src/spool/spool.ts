@@ -83,6 +83,9 @@ export class IncomingMessage {
   remote: string[] = [];
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** LFs not preceded by CR in the content (BDAT may carry them): CRLF size = size + bareLf. */
+  private bareLf = 0;
+  private lastByte = -1;
   private finished = false;
 
   constructor(
@@ -98,10 +101,19 @@ export class IncomingMessage {
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
     for (const p of pieces) {
+      this.countBareLf(p);
       this.pending.push(p);
       this.pendingBytes += p.length;
     }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+  }
+
+  private countBareLf(p: Buffer): void {
+    for (let i = p.indexOf(10); i >= 0; i = p.indexOf(10, i + 1)) {
+      const before = i > 0 ? p[i - 1] : this.lastByte;
+      if (before !== 13) this.bareLf++;
+    }
+    if (p.length) this.lastByte = p[p.length - 1]!;
   }
 
   private async flush(): Promise<void> {
@@ -133,13 +145,13 @@ export class IncomingMessage {
   async commit(): Promise<void> {
     if (this.finished) throw new Error("message already finished");
     await this.flush();
-    // A copy whose prefix was never written (empty content) still needs it.
     await Promise.all(this.copies.map(async (c) => c.fh.datasync()));
     await Promise.all(this.copies.map((c) => c.fh.close()));
     const dirs = new Set<string>();
     await Promise.all(
       this.copies.map(async (c) => {
-        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size}` : c.name;
+        // ",S=" is the file size, ",W=" the size with CRLF line ends (what POP3 RETR sends).
+        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size},W=${c.size + this.bareLf}` : c.name;
         await fs.rename(c.tmpPath, path.join(c.finalDir, final));
         dirs.add(c.finalDir);
       }),
