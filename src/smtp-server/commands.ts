@@ -44,7 +44,7 @@ const rows: CommandRow[] = [
   { verb: "VRFY", allowedIn: ANY, junk: true, run: (s, a) => s.vrfy(a) },
   { verb: "EXPN", allowedIn: ANY, junk: true, run: (s, a) => s.expn(a) },
   // Obsolete or unsafe verbs that RFC 5321 names: recognised, not implemented.
-  ...["TURN", "SEND", "SOML", "SAML"].map((verb): CommandRow => ({ verb, allowedIn: ANY, run: (s) => s.send(notImplemented) })),
+  ...["TURN", "SEND", "SOML", "SAML"].map((verb): CommandRow => ({ verb, allowedIn: ANY, run: (s) => s.respond(notImplemented) })),
 ];
 
 export const COMMANDS: ReadonlyMap<string, CommandRow> = new Map(rows.map((r) => [r.verb, r]));

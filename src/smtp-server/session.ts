@@ -336,20 +336,21 @@ export class SmtpSession {
 
   vrfy(arg: string): void {
     if (arg.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: VRFY address"));
-    this.reply(this.deps.policy.vrfy(arg));
+    this.respond(this.deps.policy.vrfy(arg));
   }
 
   expn(arg: string): void {
     if (arg.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: EXPN list"));
-    this.reply(this.deps.policy.expn(arg));
+    this.respond(this.deps.policy.expn(arg));
   }
 
-  // ---- helpers ----
-
-  private reply(r: Reply): void {
+  /** Sends a reply, counting 5xx ones as client errors. */
+  respond(r: Reply): void {
     if (r.code >= 500) this.error(r);
     else this.send(r);
   }
+
+  // ---- helpers ----
 
   private protocol(): string {
     if (this.transaction?.smtpUtf8) return "UTF8SMTP";
