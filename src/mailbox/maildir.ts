@@ -13,11 +13,29 @@ export function mailboxPath(dataDir: string, address: string): string {
 
 const created = new Set<string>();
 
-/** Creates <root>/{tmp,new,cur} once per process. */
+/**
+ * Creates <root>/{tmp,new,cur} once per process. A Maildir made here has its folder entries
+ * fsync'd up to <data_dir>, so a message committed into it cannot vanish with its folder.
+ */
 export async function ensureMaildir(root: string): Promise<void> {
   if (created.has(root)) return;
+  const fresh = await fs.stat(path.join(root, "new")).then(() => false, () => true);
   await Promise.all(["tmp", "new", "cur"].map((d) => fs.mkdir(path.join(root, d), { recursive: true, mode: 0o700 })));
+  if (fresh) {
+    // root, <domain>, mailboxes, data_dir: each holds the entry of the one below.
+    let dir = root;
+    for (let i = 0; i < 4; i++, dir = path.dirname(dir)) await fsyncDir(dir);
+  }
   created.add(root);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 let seq = 0;

@@ -5,7 +5,7 @@
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { ensureMaildir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
+import { ensureMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
 
@@ -59,7 +59,7 @@ export class Spool {
       }
       if (remote.length) {
         const dir = path.join(this.queueDir, "messages");
-        await fs.mkdir(dir, { recursive: true });
+        await ensureQueueDir(dir);
         copies.push(await openCopy(dir, dir, `${env.id}.tmp`, `${env.id}.eml`));
         prefixes.push(Buffer.from(receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
         msg.remote = remote;
@@ -158,7 +158,7 @@ export class IncomingMessage {
     );
     if (this.remote.length) {
       const envDir = path.join(this.queueDir, "envelopes");
-      await fs.mkdir(envDir, { recursive: true });
+      await ensureQueueDir(envDir);
       const record = {
         version: 1,
         id: this.env.id,
@@ -185,6 +185,13 @@ export class IncomingMessage {
   }
 }
 
+/** Creates a queue folder; when new, fsyncs queue/ and data_dir so its entry is durable. */
+async function ensureQueueDir(dir: string): Promise<void> {
+  if ((await fs.mkdir(dir, { recursive: true })) === undefined) return;
+  await fsyncDir(path.dirname(dir));
+  await fsyncDir(path.dirname(path.dirname(dir)));
+}
+
 function sliceBuffers(bufs: readonly Buffer[], skip: number): Buffer[] {
   const out: Buffer[] = [];
   for (const b of bufs) {
@@ -198,14 +205,6 @@ function sliceBuffers(bufs: readonly Buffer[], skip: number): Buffer[] {
   return out;
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /** Writes a small file to a temporary name, fsyncs it and renames it into place. */
 export async function writeFileDurably(file: string, content: string | Buffer): Promise<void> {
