@@ -255,18 +255,24 @@ export class SmtpSession {
     let tooBig = false;
     let failure: unknown = null;
     this.reader.setTimeout(this.opts.dataTimeoutMs);
-    await this.reader.readDotData(decoder, async (pieces) => {
-      if (tooBig || failure) return;
-      if (decoder.size > max) {
-        tooBig = true;
-        return;
-      }
-      try {
-        await message.write(pieces);
-      } catch (err) {
-        failure = err;
-      }
-    });
+    try {
+      await this.reader.readDotData(decoder, async (pieces) => {
+        if (tooBig || failure) return;
+        if (decoder.size > max) {
+          tooBig = true;
+          return;
+        }
+        try {
+          await message.write(pieces);
+        } catch (err) {
+          failure = err;
+        }
+      });
+    } catch (err) {
+      // Timeout or disconnect inside DATA: nothing of this message may remain.
+      await message.abort();
+      throw err;
+    }
     let r: Reply;
     if (failure) r = this.localError(failure);
     else if (tooBig || decoder.size > max) r = reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
@@ -335,13 +341,15 @@ export class SmtpSession {
   }
 
   vrfy(arg: string): void {
-    if (arg.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: VRFY address"));
-    this.respond(this.deps.policy.vrfy(arg));
+    const target = withoutSmtpUtf8(arg);
+    if (target.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: VRFY address"));
+    this.respond(this.deps.policy.vrfy(target));
   }
 
   expn(arg: string): void {
-    if (arg.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: EXPN list"));
-    this.respond(this.deps.policy.expn(arg));
+    const target = withoutSmtpUtf8(arg);
+    if (target.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: EXPN list"));
+    this.respond(this.deps.policy.expn(target));
   }
 
   /** Sends a reply, counting 5xx ones as client errors. */
@@ -419,4 +427,9 @@ export class SmtpSession {
       "transaction",
     );
   }
+}
+
+/** RFC 6531 lets VRFY and EXPN end with an SMTPUTF8 parameter; curl always sends it with EXPN. */
+function withoutSmtpUtf8(arg: string): string {
+  return arg.replace(/ +SMTPUTF8 *$/i, "");
 }
