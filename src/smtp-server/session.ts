@@ -247,8 +247,8 @@ export class SmtpSession {
   async data(arg: string): Promise<void> {
     if (arg.trim() !== "") return this.error(reply(501, "5.5.4", "Syntax: DATA"));
     const t = this.transaction!;
-    const message = await this.openMessage(t);
-    if (!message) return this.finishTransaction(t, this.localError("cannot open message"), 0);
+    // Open the files while 354 travels to the client and the content comes back.
+    const opening = this.openMessage(t);
     this.send(reply(354, undefined, "End data with <CR><LF>.<CR><LF>"));
     const decoder = new DotDecoder(this.opts.bareLineEndings);
     const max = this.opts.maxMessageSize;
@@ -263,23 +263,26 @@ export class SmtpSession {
           return;
         }
         try {
-          await message.write(pieces);
+          const message = await opening;
+          if (!message) failure = new Error("cannot open message");
+          else await message.write(pieces);
         } catch (err) {
           failure = err;
         }
       });
     } catch (err) {
       // Timeout or disconnect inside DATA: nothing of this message may remain.
-      await message.abort();
+      await (await opening)?.abort();
       throw err;
     }
+    const message = await opening;
     let r: Reply;
-    if (failure) r = this.localError(failure);
+    if (failure || !message) r = this.localError(failure ?? "cannot open message");
     else if (tooBig || decoder.size > max) r = reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
     else if (decoder.bareSeen && this.opts.bareLineEndings === "reject")
       r = reply(550, "5.6.0", "Message contains bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)");
     else r = await this.commit(t, message);
-    if (r.code !== 250) await message.abort();
+    if (r.code !== 250) await message?.abort();
     this.finishTransaction(t, r, decoder.size);
   }
 

@@ -7,6 +7,7 @@ import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { ensureMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
+import { DirSyncer } from "./dir-sync.js";
 import { receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
 
 export interface AcceptedRecipient {
@@ -33,7 +34,14 @@ interface Copy {
 const FLUSH_BYTES = 64 * 1024;
 
 export class Spool {
+  private readonly dirSync = new DirSyncer();
+
   constructor(private readonly dataDir: string) {}
+
+  /** Releases the cached folder handles. */
+  async close(): Promise<void> {
+    await this.dirSync.close();
+  }
 
   get queueDir(): string {
     return path.join(this.dataDir, "queue");
@@ -42,7 +50,7 @@ export class Spool {
   async open(env: Envelope): Promise<IncomingMessage> {
     const copies: Copy[] = [];
     const prefixes: Buffer[] = [];
-    const msg = new IncomingMessage(copies, prefixes, env, this.queueDir);
+    const msg = new IncomingMessage(copies, prefixes, env, this.queueDir, this.dirSync);
     try {
       const seen = new Set<string>();
       const remote: string[] = [];
@@ -93,6 +101,7 @@ export class IncomingMessage {
     prefixes: Buffer[],
     private readonly env: Envelope,
     private readonly queueDir: string,
+    private readonly dirSync: DirSyncer,
   ) {
     this.prefixes = prefixes;
   }
@@ -146,13 +155,14 @@ export class IncomingMessage {
     if (this.finished) throw new Error("message already finished");
     await this.flush();
     await Promise.all(this.copies.map(async (c) => c.fh.datasync()));
-    await Promise.all(this.copies.map((c) => c.fh.close()));
     const dirs = new Set<string>();
+    // The data is durable; closing and renaming can overlap.
     await Promise.all(
       this.copies.map(async (c) => {
+        const closed = c.fh.close();
         // ",S=" is the file size, ",W=" the size with CRLF line ends (what POP3 RETR sends).
         const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size},W=${c.size + this.bareLf}` : c.name;
-        await fs.rename(c.tmpPath, path.join(c.finalDir, final));
+        await Promise.all([closed, fs.rename(c.tmpPath, path.join(c.finalDir, final))]);
         dirs.add(c.finalDir);
       }),
     );
@@ -169,7 +179,7 @@ export class IncomingMessage {
       await writeFileDurably(path.join(envDir, `${this.env.id}.json`), JSON.stringify(record, null, 1) + "\n");
       dirs.add(envDir);
     }
-    await Promise.all([...dirs].map(fsyncDir));
+    await Promise.all([...dirs].map((d) => this.dirSync.sync(d)));
     this.finished = true;
   }
 
