@@ -33,6 +33,7 @@ const SAFE_MAILBOX_LOCAL = /^[a-z0-9_+\-=][a-z0-9._+\-=]*$/;
 export class AccountStore {
   private readonly db: Database.Database;
   private readonly domains: ReadonlySet<string>;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(dataDir: string, domains: readonly string[]) {
     fs.mkdirSync(dataDir, { recursive: true });
@@ -48,6 +49,13 @@ export class AccountStore {
     this.db.close();
   }
 
+  /** Prepared statements are compiled once and reused: lookups run on every RCPT. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   isLocalDomain(domain: string): boolean {
     return this.domains.has(domain.toLowerCase());
   }
@@ -56,7 +64,7 @@ export class AccountStore {
 
   lookup(address: string): Entry | null {
     const key = address.toLowerCase();
-    const u = this.db.prepare("SELECT address, name, apop_secret FROM users WHERE address = ?").get(key) as UserRow | undefined;
+    const u = this.stmt("SELECT address, name, apop_secret FROM users WHERE address = ?").get(key) as UserRow | undefined;
     if (u) return { kind: "user", user: toUser(u) };
     const targets = this.column("SELECT target FROM aliases WHERE alias = ? ORDER BY rowid", key);
     if (targets.length) return { kind: "alias", address: key, targets };
@@ -83,7 +91,7 @@ export class AccountStore {
   }
 
   async checkPassword(address: string, password: string): Promise<boolean> {
-    const row = this.db.prepare("SELECT password FROM users WHERE address = ?").get(address.toLowerCase()) as { password: string } | undefined;
+    const row = this.stmt("SELECT password FROM users WHERE address = ?").get(address.toLowerCase()) as { password: string } | undefined;
     if (!row) {
       // Spend the same time as a real check, so timing does not reveal which users exist.
       await verifyPassword(password, (dummyHash ??= hashPassword("petrel-dummy-password")));
@@ -93,21 +101,21 @@ export class AccountStore {
   }
 
   apopSecret(address: string): string | null {
-    const row = this.db.prepare("SELECT apop_secret FROM users WHERE address = ?").get(address.toLowerCase()) as { apop_secret: string | null } | undefined;
+    const row = this.stmt("SELECT apop_secret FROM users WHERE address = ?").get(address.toLowerCase()) as { apop_secret: string | null } | undefined;
     return row?.apop_secret ?? null;
   }
 
   listUsers(): User[] {
-    return (this.db.prepare("SELECT address, name, apop_secret FROM users ORDER BY domain, local").all() as UserRow[]).map(toUser);
+    return (this.stmt("SELECT address, name, apop_secret FROM users ORDER BY domain, local").all() as UserRow[]).map(toUser);
   }
 
   listAliases(): { alias: string; targets: string[] }[] {
-    const rows = this.db.prepare("SELECT alias, target FROM aliases ORDER BY alias, rowid").all() as { alias: string; target: string }[];
+    const rows = this.stmt("SELECT alias, target FROM aliases ORDER BY alias, rowid").all() as { alias: string; target: string }[];
     return groupRows(rows.map((r) => [r.alias, r.target])).map(([alias, targets]) => ({ alias, targets }));
   }
 
   listLists(): { list: string; members: string[] }[] {
-    const rows = this.db.prepare("SELECT list, member FROM lists ORDER BY list, rowid").all() as { list: string; member: string }[];
+    const rows = this.stmt("SELECT list, member FROM lists ORDER BY list, rowid").all() as { list: string; member: string }[];
     return groupRows(rows.map((r) => [r.list, r.member])).map(([list, members]) => ({ list, members }));
   }
 
@@ -131,20 +139,20 @@ export class AccountStore {
 
   deleteUser(address: string): void {
     const key = canonical(this.localAddress(address));
-    const r = this.db.prepare("DELETE FROM users WHERE address = ?").run(key);
+    const r = this.stmt("DELETE FROM users WHERE address = ?").run(key);
     if (r.changes === 0) throw new UsageError(`No such user ${key}`);
   }
 
   setPassword(address: string, password: string, opts: { apop?: boolean } = {}): void {
     const key = canonical(this.localAddress(address));
     checkPassword(password);
-    const r = this.db.prepare("UPDATE users SET password = ?, apop_secret = ? WHERE address = ?").run(hashPassword(password), opts.apop ? password : null, key);
+    const r = this.stmt("UPDATE users SET password = ?, apop_secret = ? WHERE address = ?").run(hashPassword(password), opts.apop ? password : null, key);
     if (r.changes === 0) throw new UsageError(`No such user ${key}`);
   }
 
   setName(address: string, name: string | null): void {
     const key = canonical(this.localAddress(address));
-    const r = this.db.prepare("UPDATE users SET name = ? WHERE address = ?").run(checkName(name), key);
+    const r = this.stmt("UPDATE users SET name = ? WHERE address = ?").run(checkName(name), key);
     if (r.changes === 0) throw new UsageError(`No such user ${key}`);
   }
 
@@ -157,14 +165,14 @@ export class AccountStore {
       const have = new Set(existing?.kind === "alias" ? existing.targets : []);
       for (const t of ts) {
         if (have.has(t)) throw new UsageError(`Alias ${key} already points to ${t}`);
-        this.db.prepare("INSERT INTO aliases (alias, target) VALUES (?, ?)").run(key, t);
+        this.stmt("INSERT INTO aliases (alias, target) VALUES (?, ?)").run(key, t);
       }
     })();
   }
 
   deleteAlias(alias: string): void {
     const key = canonical(this.localAddress(alias));
-    const r = this.db.prepare("DELETE FROM aliases WHERE alias = ?").run(key);
+    const r = this.stmt("DELETE FROM aliases WHERE alias = ?").run(key);
     if (r.changes === 0) throw new UsageError(`No such alias ${key}`);
   }
 
@@ -177,7 +185,7 @@ export class AccountStore {
       const have = new Set(existing?.kind === "list" ? existing.members : []);
       for (const m of ms) {
         if (have.has(m)) throw new UsageError(`${m} is already a member of ${key}`);
-        this.db.prepare("INSERT INTO lists (list, member) VALUES (?, ?)").run(key, m);
+        this.stmt("INSERT INTO lists (list, member) VALUES (?, ?)").run(key, m);
       }
     })();
   }
@@ -197,11 +205,11 @@ export class AccountStore {
       const existing = this.lookup(key);
       if (existing?.kind !== "list") throw new UsageError(`No such list ${key}`);
       if (members.length === 0) {
-        this.db.prepare("DELETE FROM lists WHERE list = ?").run(key);
+        this.stmt("DELETE FROM lists WHERE list = ?").run(key);
         return;
       }
       for (const m of this.targets(members, key)) {
-        if (this.db.prepare("DELETE FROM lists WHERE list = ? AND member = ?").run(key, m).changes === 0)
+        if (this.stmt("DELETE FROM lists WHERE list = ? AND member = ?").run(key, m).changes === 0)
           throw new UsageError(`${m} is not a member of ${key}`);
       }
     })();
@@ -236,7 +244,7 @@ export class AccountStore {
   }
 
   private column(sql: string, arg: string): string[] {
-    return this.db.prepare(sql).pluck().all(arg) as string[];
+    return this.stmt(sql).pluck().all(arg) as string[];
   }
 
   private allNames(): { address: string; name: string | null }[] {
