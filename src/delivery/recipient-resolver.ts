@@ -19,10 +19,20 @@ export type Resolution =
 
 export const MAX_DEPTH = 20;
 
+/**
+ * RFC 5321 §4.5.1: postmaster@<every local domain> must be accepted. Without a user or alias of
+ * that name, mail for it goes to the Maildir <data_dir>/mailboxes/<domain>/postmaster, which a
+ * later `petrel user add postmaster@<domain>` (or any Maildir reader) picks up.
+ */
+function builtInPostmaster(key: string): Entry | null {
+  if (!key.startsWith("postmaster@")) return null;
+  return { kind: "user", user: { address: key, name: null, hasApop: false } };
+}
+
 export function resolveRecipient(store: AccountStore, address: Address): Resolution {
   if (!store.isLocalDomain(address.domain)) return { kind: "not-local" };
   const key = canonical(address);
-  const entry = store.lookup(key);
+  const entry = store.lookup(key) ?? builtInPostmaster(key);
   if (!entry) return { kind: "unknown" };
   const local: string[] = [];
   const remote: string[] = [];

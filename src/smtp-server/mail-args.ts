@@ -41,7 +41,9 @@ export function parseMailArgs(arg: string, prefix: "FROM:" | "TO:"): MailArgs | 
     const key = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? null : token.slice(eq + 1);
     if (!KEYWORD.test(key) || (value !== null && !VALUE.test(value))) return reply(501, "5.5.4", `Bad parameter syntax: ${token}`);
-    if (params.has(key)) return reply(501, "5.5.4", `Parameter given twice: ${key}`);
+    // A flag repeated changes nothing, and Python's smtplib sends "SMTPUTF8 SMTPUTF8" when the caller
+    // asks for it and the addresses need it too; a keyword with a value may appear only once.
+    if (params.has(key) && (value !== null || params.get(key) !== null)) return reply(501, "5.5.4", `Parameter given twice: ${key}`);
     params.set(key, value);
   }
   return { path, params };
