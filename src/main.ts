@@ -1,8 +1,13 @@
-// Wires Petrel together explicitly: config → account store, spool, policy → listeners.
+// Wires Petrel together explicitly: config → account store, spool, policy → listeners (SMTP, POP3).
 // Nothing registers itself; everything a component needs is passed to its constructor.
 import crypto from "node:crypto";
 import type { LoadedConfig } from "./config/load.js";
 import type { Logger } from "./core/log.js";
+import { mailboxPath } from "./mailbox/maildir.js";
+import { ApopTimestamps } from "./pop3-server/apop.js";
+import { Maildrop } from "./pop3-server/maildrop.js";
+import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
+import { Pop3Session } from "./pop3-server/session.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
@@ -35,6 +40,14 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     bareLineEndings: config.smtp.bare_line_endings,
     postmasterDomain: config.domains[0]!,
   };
+  const pop3Options = {
+    hostname: config.hostname,
+    idleTimeoutMs: config.pop3.idle_timeout * 1000,
+    maxAuthFailures: config.pop3.max_auth_failures,
+    authFailureDelayMs: config.pop3.auth_failure_delay * 1000,
+  };
+  const maildropLocks = new MaildropLocks();
+  const apopTimestamps = new ApopTimestamps(config.hostname);
   const listeners: TcpListener[] = [
     new TcpListener(
       {
@@ -44,6 +57,25 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
         busyReply: `421 4.7.0 ${config.hostname} Error: too many connections, try again later\r\n`,
         createSession: (socket, sessionLog) =>
           new SmtpSession(socket, { options: smtpOptions, policy, store: spool, log: sessionLog, newId: newQueueId }),
+      },
+      log,
+    ),
+    // POP3 over TLS (listen.pop3s) waits for the TLS issue; only plain POP3 starts here.
+    new TcpListener(
+      {
+        name: "pop3",
+        addresses: config.listen.pop3,
+        maxConnections: limits.max_connections,
+        busyReply: "-ERR [SYS/TEMP] too many connections, try again later\r\n",
+        createSession: (socket, sessionLog) =>
+          new Pop3Session(socket, {
+            options: pop3Options,
+            accounts: store,
+            locks: maildropLocks,
+            timestamps: apopTimestamps,
+            openMaildrop: (address) => Maildrop.open(mailboxPath(config.data_dir, address)),
+            log: sessionLog,
+          }),
       },
       log,
     ),
@@ -62,6 +94,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     async stop() {
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       store.close();
+      await spool.close();
       log.info("petrel stopped");
     },
   };

@@ -1,0 +1,409 @@
+// One POP3 connection (RFC 1939; RFC 2449 CAPA and response codes; RFC 3206 [AUTH]/[SYS]; RFC 5034 AUTH
+// PLAIN): reads command lines, dispatches them through the command table, and after login owns the
+// locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces.
+import type { Socket } from "node:net";
+import type { Logger } from "../core/log.js";
+import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
+import { checkApopDigest, type ApopTimestamps } from "./apop.js";
+import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
+import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
+import type { MaildropLock, MaildropLocks } from "./maildrop-locks.js";
+import { MessageEncoder } from "./message-encoder.js";
+import { streamMessage } from "./message-stream.js";
+import { decodePlain } from "./sasl-plain.js";
+
+export interface Pop3SessionOptions {
+  readonly hostname: string;
+  readonly idleTimeoutMs: number;
+  readonly maxAuthFailures: number;
+  readonly authFailureDelayMs: number;
+}
+
+export interface Pop3Accounts {
+  checkPassword(address: string, password: string): Promise<boolean>;
+  apopSecret(address: string): string | null;
+}
+
+export interface Pop3SessionDeps {
+  readonly options: Pop3SessionOptions;
+  readonly accounts: Pop3Accounts;
+  readonly locks: MaildropLocks;
+  readonly timestamps: ApopTimestamps;
+  /** Takes the snapshot of a user's maildrop; called with the lock held. */
+  readonly openMaildrop: (address: string) => Promise<Maildrop>;
+  readonly log: Logger;
+}
+
+/** RFC 2449 §4: a command line is at most 255 octets including the CRLF. */
+export const MAX_COMMAND_LINE = 253;
+/** A SASL response line (RFC 5034 §4 lifts the command limit for it); PLAIN needs far less. */
+const MAX_SASL_LINE = 2048;
+
+type EndReason = "quit" | "disconnected" | "timeout" | "shutdown" | "auth-failures" | "error";
+
+/** What a login holds until the session ends: the locked maildrop and what was done with it. */
+interface Login {
+  readonly user: string;
+  readonly maildrop: Maildrop;
+  readonly lock: MaildropLock;
+  retrieved: number;
+}
+
+export class Pop3Session {
+  private readonly reader: SocketReader;
+  private readonly peer: string;
+  private readonly timestamp: string;
+  private out = "";
+  private state: Pop3State = "authorization";
+  private givenUser: string | null = null;
+  private login: Login | null = null;
+  private updateResult: UpdateResult | null = null;
+  private failures = 0;
+  private closed = false;
+  private endReason: EndReason = "disconnected";
+  private shuttingDown = false;
+  private readingCommand = false;
+  /** True while a multi-line response streams: nothing else may be written into it. */
+  private streaming = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly deps: Pop3SessionDeps,
+  ) {
+    this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
+    this.reader = new SocketReader(socket, () => this.flush());
+    this.timestamp = deps.timestamps.next();
+  }
+
+  private get opts(): Pop3SessionOptions {
+    return this.deps.options;
+  }
+
+  /** Server shutdown: a session waiting for a command is closed now, a busy one after its command. */
+  shutdown(): void {
+    this.shuttingDown = true;
+    if (this.readingCommand) this.reader.interrupt("shutdown");
+  }
+
+  async run(): Promise<void> {
+    this.ok(`Petrel POP3 server ready ${this.timestamp}`);
+    try {
+      while (!this.closed) {
+        if (this.shuttingDown) throw new ReaderInterrupted("shutdown");
+        this.reader.setTimeout(this.opts.idleTimeoutMs);
+        this.readingCommand = true;
+        const line = await this.reader.readLine(MAX_COMMAND_LINE);
+        this.readingCommand = false;
+        if (line === null) break;
+        if (line === "too-long") this.err("line too long: at most 255 octets including CRLF");
+        else await this.dispatch(line.toString("utf8"));
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      // Every way out lands here: QUIT, drop, timeout, shutdown, or a crash of the session.
+      this.login?.lock.release();
+      this.logEnd();
+      this.close();
+    }
+  }
+
+  private async dispatch(line: string): Promise<void> {
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) return this.err("bad characters in command");
+    const sp = line.indexOf(" ");
+    const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+    const row = COMMANDS.get(verb);
+    if (!row) return this.err(verb === "" ? "empty command" : `unknown command ${printable(verb)}`);
+    if (!row.allowedIn.includes(this.state)) return this.err(refusal(row, this.state));
+    const args = splitArgs(row, sp < 0 ? "" : line.slice(sp + 1));
+    if (!args) return this.err(`bad arguments, usage: ${row.usage}`);
+    await row.run(this, args);
+  }
+
+  // ---- AUTHORIZATION ----
+
+  user(name: string): void {
+    // Same answer for every name, so USER does not tell which users exist.
+    this.givenUser = name.toLowerCase();
+    this.state = "user-given";
+    this.ok("send PASS");
+  }
+
+  async pass(password: string): Promise<void> {
+    const user = this.givenUser!;
+    this.givenUser = null;
+    this.state = "authorization";
+    if (await this.deps.accounts.checkPassword(user, password)) return this.enter(user);
+    await this.authFailed(user, "USER/PASS");
+  }
+
+  async apop(name: string, digest: string): Promise<void> {
+    const user = name.toLowerCase();
+    this.givenUser = null;
+    this.state = "authorization";
+    const secret = this.deps.accounts.apopSecret(user);
+    // Users without an APOP secret fail exactly like a wrong digest.
+    if (secret !== null && checkApopDigest(this.timestamp, secret, digest)) return this.enter(user);
+    await this.authFailed(user, "APOP");
+  }
+
+  /** RFC 5034 AUTH; PLAIN only, so clients that prefer SASL (curl) do not fall back on APOP. */
+  async auth(mechanism: string, initial: string | undefined): Promise<void> {
+    this.givenUser = null;
+    this.state = "authorization";
+    if (mechanism.toUpperCase() !== "PLAIN") return this.err("unsupported authentication mechanism, use PLAIN");
+    let response = initial;
+    if (response === undefined) {
+      this.out += "+ \r\n";
+      this.reader.setTimeout(this.opts.idleTimeoutMs);
+      this.readingCommand = true;
+      const line = await this.reader.readLine(MAX_SASL_LINE);
+      this.readingCommand = false;
+      if (line === null) throw new ReaderClosed();
+      response = line === "too-long" ? "" : line.toString("latin1").trim();
+    } else if (response === "=") {
+      response = ""; // RFC 5034 §4: "=" is an empty initial response
+    }
+    if (response === "*") return this.err("authentication cancelled");
+    const credentials = decodePlain(response);
+    if (!credentials) return this.authFailed("(malformed)", "AUTH PLAIN");
+    const user = credentials.user.toLowerCase();
+    if (await this.deps.accounts.checkPassword(user, credentials.password)) return this.enter(user);
+    await this.authFailed(user, "AUTH PLAIN");
+  }
+
+  private async authFailed(user: string, method: string): Promise<void> {
+    this.failures++;
+    this.deps.log.warn({ peer: this.peer, user, method, failures: this.failures }, "pop3 authentication failed");
+    if (this.opts.authFailureDelayMs > 0) {
+      this.flush();
+      await new Promise((resolve) => setTimeout(resolve, this.opts.authFailureDelayMs));
+    }
+    if (this.failures >= this.opts.maxAuthFailures) {
+      this.err("[AUTH] invalid user name or password; too many failures, closing connection");
+      this.endReason = "auth-failures";
+      this.closed = true;
+      return;
+    }
+    this.err("[AUTH] invalid user name or password");
+  }
+
+  /** A good password: lock the maildrop (RFC 1939 §8), take the snapshot, enter TRANSACTION. */
+  private async enter(user: string): Promise<void> {
+    const lock = this.deps.locks.tryAcquire(user);
+    if (!lock) return this.err("[IN-USE] maildrop is locked by another session, try again later");
+    let maildrop: Maildrop;
+    try {
+      maildrop = await this.deps.openMaildrop(user);
+    } catch (err) {
+      lock.release();
+      this.deps.log.error({ err, user }, "cannot open maildrop");
+      return this.err("[SYS/TEMP] cannot open maildrop, try again later");
+    }
+    this.login = { user, maildrop, lock, retrieved: 0 };
+    this.state = "transaction";
+    const { count, size } = maildrop.stat();
+    this.ok(`${user} has ${messages(count)} (${size} octets)`);
+  }
+
+  capa(): void {
+    this.multiLine("Capability list follows", CAPABILITIES);
+  }
+
+  async quit(): Promise<void> {
+    this.closed = true;
+    this.endReason = "quit";
+    const login = this.login;
+    if (!login) return this.ok("Petrel POP3 server signing off");
+    this.state = "update";
+    this.updateResult = await login.maildrop.update();
+    login.lock.release();
+    const left = this.updateResult.left === 0 ? "maildrop empty" : `${messages(this.updateResult.left)} left`;
+    if (this.updateResult.failed > 0) this.err(`[SYS/TEMP] ${this.updateResult.failed} deleted messages could not be removed (${left})`);
+    else this.ok(`Petrel POP3 server signing off (${left})`);
+  }
+
+  // ---- TRANSACTION ----
+
+  stat(): void {
+    const { count, size } = this.maildrop.stat();
+    this.ok(`${count} ${size}`);
+  }
+
+  list(n: string | undefined): void {
+    if (n !== undefined) {
+      const m = this.message(n);
+      if (m) this.ok(`${m.number} ${m.size}`);
+      return;
+    }
+    const { count, size } = this.maildrop.stat();
+    this.multiLine(`${messages(count)} (${size} octets)`, this.maildrop.messages.map((m) => `${m.number} ${m.size}`));
+  }
+
+  uidl(n: string | undefined): void {
+    if (n !== undefined) {
+      const m = this.message(n);
+      if (m) this.ok(`${m.number} ${m.uid}`);
+      return;
+    }
+    this.multiLine("unique-id listing follows", this.maildrop.messages.map((m) => `${m.number} ${m.uid}`));
+  }
+
+  async retr(n: string): Promise<void> {
+    const m = this.message(n);
+    if (!m) return;
+    if (await this.sendMessage(m, null, `${m.size} octets`)) this.login!.retrieved++;
+  }
+
+  async top(n: string, lines: string): Promise<void> {
+    const m = this.message(n);
+    if (!m) return;
+    if (!/^\d{1,15}$/.test(lines)) return this.err("invalid number of lines: expected a number 0 or more");
+    await this.sendMessage(m, Number(lines), "top of message follows");
+  }
+
+  dele(n: string): void {
+    const m = this.message(n);
+    if (!m) return;
+    this.maildrop.markDeleted(m);
+    this.ok(`message ${m.number} deleted`);
+  }
+
+  rset(): void {
+    this.maildrop.reset();
+    const { count, size } = this.maildrop.stat();
+    this.ok(`maildrop has ${messages(count)} (${size} octets)`);
+  }
+
+  noop(): void {
+    this.ok("");
+  }
+
+  // ---- helpers ----
+
+  private get maildrop(): Maildrop {
+    if (!this.login) throw new TypeError("no maildrop outside TRANSACTION");
+    return this.login.maildrop;
+  }
+
+  /** The message a number names, or null after sending the reason it cannot be used. */
+  private message(text: string): MaildropMessage | null {
+    if (!/^\d{1,10}$/.test(text)) {
+      this.err(`invalid message number ${printable(text)}: expected a number from 1`);
+      return null;
+    }
+    const found = this.maildrop.get(Number(text));
+    if (found.kind !== "ok") {
+      this.err(found.text);
+      return null;
+    }
+    return found.message;
+  }
+
+  /** Streams a message (RETR) or its top (TOP) with backpressure; false if it could not be read. */
+  private async sendMessage(m: MaildropMessage, bodyLines: number | null, status: string): Promise<boolean> {
+    let fh;
+    try {
+      fh = await this.maildrop.openMessage(m);
+    } catch (err) {
+      this.deps.log.error({ err, user: this.login?.user, file: m.path }, "cannot open message");
+      this.err(`[SYS/TEMP] cannot read message ${m.number}, try again later`);
+      return false;
+    }
+    if (!fh) {
+      this.err(`message ${m.number} was removed from the mailbox by another program`);
+      return false;
+    }
+    try {
+      this.ok(status);
+      this.flush();
+      this.streaming = true;
+      await streamMessage(this.socket, fh, new MessageEncoder(bodyLines));
+      this.streaming = false;
+      return true;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (err instanceof ReaderClosed) {
+      this.endReason = "disconnected";
+      return;
+    }
+    if (this.streaming) {
+      // Half a message is out: no reply can follow it; the client sees the connection close.
+      this.endReason = err instanceof ReaderTimeout ? "timeout" : "error";
+      if (this.endReason === "error") this.deps.log.error({ err }, "pop3 session failed while sending a message");
+      this.out = "";
+      this.socket.destroy();
+      return;
+    }
+    if (err instanceof ReaderTimeout) {
+      // RFC 1939 §3: the autologout timer ends the session without entering UPDATE.
+      this.endReason = "timeout";
+      this.err("[SYS/TEMP] autologout: idle for too long, closing connection");
+    } else if (err instanceof ReaderInterrupted) {
+      this.endReason = "shutdown";
+      this.err("[SYS/TEMP] server shutting down, closing connection");
+    } else {
+      this.endReason = "error";
+      this.deps.log.error({ err }, "pop3 session failed");
+      this.err("[SYS/TEMP] internal error, closing connection");
+    }
+  }
+
+  private ok(text: string): void {
+    this.out += text ? `+OK ${text}\r\n` : "+OK\r\n";
+  }
+
+  private err(text: string): void {
+    this.out += `-ERR ${text}\r\n`;
+  }
+
+  /** A multi-line response (RFC 1939 §3); none of these lines can start with ".". */
+  private multiLine(status: string, lines: readonly string[]): void {
+    this.ok(status);
+    for (const l of lines) this.out += `${l}\r\n`;
+    this.out += ".\r\n";
+  }
+
+  private flush(): void {
+    if (this.out && !this.socket.destroyed) this.socket.write(this.out);
+    this.out = "";
+  }
+
+  private close(): void {
+    this.closed = true;
+    this.flush();
+    this.socket.end();
+    // A client that never reads must not keep the socket alive.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  /** One line per session; never the password. */
+  private logEnd(): void {
+    this.deps.log.info(
+      {
+        peer: this.peer,
+        user: this.login?.user ?? null,
+        retrieved: this.login?.retrieved ?? 0,
+        deleted: this.updateResult?.deleted ?? 0,
+        delete_failed: this.updateResult?.failed ?? 0,
+        auth_failures: this.failures,
+        end: this.endReason,
+      },
+      "pop3 session",
+    );
+  }
+}
+
+/** A client-given word made safe to echo in a reply. */
+function printable(text: string): string {
+  const clean = text.replace(/[^\x21-\x7e]/g, "?");
+  return clean.length > 20 ? `${clean.slice(0, 20)}...` : clean;
+}
+
+function messages(n: number): string {
+  return n === 1 ? "1 message" : `${n} messages`;
+}
