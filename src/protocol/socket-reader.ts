@@ -29,6 +29,13 @@ const EMPTY = Buffer.alloc(0);
 export class SocketReader {
   private buf: Buffer = EMPTY;
   private pos = 0;
+  /**
+   * Chunks received after buf, not yet looked at. Joining every chunk onto the unread rest as it
+   * arrives would copy the same bytes again and again while a slow sink (the disk) is awaited; DATA
+   * and BDAT instead take the chunks one by one, and only readLine joins them (lines are short).
+   */
+  private queue: Buffer[] = [];
+  private queued = 0;
   private scanned = 0; // bytes after pos already searched for LF
   private ended = false;
   private timedOut = false;
@@ -67,7 +74,7 @@ export class SocketReader {
 
   /** Bytes received but not yet consumed. */
   get buffered(): number {
-    return this.buf.length - this.pos;
+    return this.buf.length - this.pos + this.queued;
   }
 
   /** Moves to another socket (a TLS upgrade); anything buffered is discarded (RFC 3207 §4.2). */
@@ -76,6 +83,8 @@ export class SocketReader {
     this.socket = socket;
     this.buf = EMPTY;
     this.pos = this.scanned = 0;
+    this.queue = [];
+    this.queued = 0;
     for (const [ev, fn] of Object.entries(this.handlers)) socket.on(ev, fn as never);
   }
 
@@ -83,6 +92,7 @@ export class SocketReader {
   async readLine(max: number): Promise<LineResult> {
     let discarding = false;
     for (;;) {
+      this.join();
       const start = this.pos + this.scanned;
       const lf = this.buf.indexOf(LF, start);
       if (lf >= 0) {
@@ -93,7 +103,8 @@ export class SocketReader {
         return line;
       }
       this.scanned = this.buf.length - this.pos;
-      if (this.scanned > max) {
+      // max + 1: the CR of a line of exactly max octets may arrive before its LF.
+      if (this.scanned > max + 1) {
         // Too long: drop what we have and keep dropping up to the next LF.
         discarding = true;
         this.consume(this.buffered);
@@ -110,12 +121,12 @@ export class SocketReader {
   /** Passes exactly n bytes to sink (BDAT, RFC 3030), in pieces; never buffers them all. */
   async readExact(n: number, sink: (piece: Buffer) => void | Promise<void>): Promise<void> {
     while (n > 0) {
-      if (this.buffered === 0) {
+      if (!this.next()) {
         if (this.ended) throw new ReaderClosed();
         await this.waitForData();
         continue;
       }
-      const take = Math.min(n, this.buffered);
+      const take = Math.min(n, this.buf.length - this.pos);
       const piece = this.buf.subarray(this.pos, this.pos + take);
       this.consume(take);
       n -= take;
@@ -126,7 +137,7 @@ export class SocketReader {
   /** Decodes DATA content up to and including <CRLF>.<CRLF>, passing decoded pieces to sink. */
   async readDotData(decoder: DotDecoder, sink: (pieces: Buffer[]) => void | Promise<void>): Promise<void> {
     for (;;) {
-      if (this.buffered === 0) {
+      if (!this.next()) {
         if (this.ended) throw new ReaderClosed();
         await this.waitForData();
         continue;
@@ -137,6 +148,26 @@ export class SocketReader {
       if (pieces.length) await sink(pieces);
       if (done) return;
     }
+  }
+
+  /** Makes buf hold unread bytes when any were received, by moving to the next chunk (no copy). */
+  private next(): boolean {
+    while (this.pos >= this.buf.length && this.queue.length) {
+      this.buf = this.queue.shift()!;
+      this.pos = 0;
+      this.queued -= this.buf.length;
+    }
+    return this.pos < this.buf.length;
+  }
+
+  /** Puts everything received into buf, for a line that may span chunks. */
+  private join(): void {
+    if (this.queue.length === 0) return;
+    const rest = this.buf.subarray(this.pos);
+    this.buf = rest.length === 0 && this.queue.length === 1 ? this.queue[0]! : Buffer.concat([rest, ...this.queue]);
+    this.pos = 0;
+    this.queue = [];
+    this.queued = 0;
   }
 
   private consume(n: number): void {
@@ -153,13 +184,8 @@ export class SocketReader {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.buffered === 0) {
-      this.buf = chunk;
-      this.pos = 0;
-    } else {
-      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
-      this.pos = 0;
-    }
+    this.queue.push(chunk);
+    this.queued += chunk.length;
     if (this.buffered >= HIGH_WATER && !this.paused) {
       this.paused = true;
       this.socket.pause();
