@@ -3,6 +3,7 @@
 // locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces.
 import type { Socket } from "node:net";
 import type { Logger } from "../core/log.js";
+import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { checkApopDigest, type ApopTimestamps } from "./apop.js";
 import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
@@ -53,7 +54,7 @@ export class Pop3Session {
   private readonly reader: SocketReader;
   private readonly peer: string;
   private readonly timestamp: string;
-  private out = "";
+  private readonly replies: ReplyQueue;
   private state: Pop3State = "authorization";
   private givenUser: string | null = null;
   private login: Login | null = null;
@@ -71,7 +72,8 @@ export class Pop3Session {
     private readonly deps: Pop3SessionDeps,
   ) {
     this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
-    this.reader = new SocketReader(socket, () => this.flush());
+    this.replies = new ReplyQueue(socket);
+    this.reader = new SocketReader(socket, () => this.replies.flush());
     this.timestamp = deps.timestamps.next();
   }
 
@@ -154,7 +156,7 @@ export class Pop3Session {
     if (mechanism.toUpperCase() !== "PLAIN") return this.err("unsupported authentication mechanism, use PLAIN");
     let response = initial;
     if (response === undefined) {
-      this.out += "+ \r\n";
+      this.replies.push("+ \r\n");
       this.reader.setTimeout(this.opts.idleTimeoutMs);
       this.readingCommand = true;
       const line = await this.reader.readLine(MAX_SASL_LINE);
@@ -176,7 +178,7 @@ export class Pop3Session {
     this.failures++;
     this.deps.log.warn({ peer: this.peer, user, method, failures: this.failures }, "pop3 authentication failed");
     if (this.opts.authFailureDelayMs > 0) {
-      this.flush();
+      this.replies.flush();
       await new Promise((resolve) => setTimeout(resolve, this.opts.authFailureDelayMs));
     }
     if (this.failures >= this.opts.maxAuthFailures) {
@@ -316,7 +318,7 @@ export class Pop3Session {
     }
     try {
       this.ok(status);
-      this.flush();
+      this.replies.flush();
       this.streaming = true;
       await streamMessage(this.socket, fh, new MessageEncoder(bodyLines));
       this.streaming = false;
@@ -335,7 +337,7 @@ export class Pop3Session {
       // Half a message is out: no reply can follow it; the client sees the connection close.
       this.endReason = err instanceof ReaderTimeout ? "timeout" : "error";
       if (this.endReason === "error") this.deps.log.error({ err }, "pop3 session failed while sending a message");
-      this.out = "";
+      this.replies.discard();
       this.socket.destroy();
       return;
     }
@@ -354,31 +356,23 @@ export class Pop3Session {
   }
 
   private ok(text: string): void {
-    this.out += text ? `+OK ${text}\r\n` : "+OK\r\n";
+    this.replies.push(text ? `+OK ${text}\r\n` : "+OK\r\n");
   }
 
   private err(text: string): void {
-    this.out += `-ERR ${text}\r\n`;
+    this.replies.push(`-ERR ${text}\r\n`);
   }
 
   /** A multi-line response (RFC 1939 §3); none of these lines can start with ".". */
   private multiLine(status: string, lines: readonly string[]): void {
     this.ok(status);
-    for (const l of lines) this.out += `${l}\r\n`;
-    this.out += ".\r\n";
-  }
-
-  private flush(): void {
-    if (this.out && !this.socket.destroyed) this.socket.write(this.out);
-    this.out = "";
+    for (const l of lines) this.replies.push(`${l}\r\n`);
+    this.replies.push(".\r\n");
   }
 
   private close(): void {
     this.closed = true;
-    this.flush();
-    this.socket.end();
-    // A client that never reads must not keep the socket alive.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.replies.end();
   }
 
   /** One line per session; never the password. */

@@ -6,6 +6,7 @@ import { isAscii, parsePath, formatAddress, type Address } from "../core/address
 import { formatReply, reply, replyText, type Reply } from "../core/reply.js";
 import type { Logger } from "../core/log.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
+import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { RecipientDecision } from "./recipient-policy.js";
@@ -49,7 +50,7 @@ export const MAX_COMMAND_LINE = 510;
 
 export class SmtpSession {
   private readonly reader: SocketReader;
-  private out = "";
+  private readonly replies: ReplyQueue;
   private closed = false;
   private helo: string | null = null;
   private esmtp = false;
@@ -65,7 +66,8 @@ export class SmtpSession {
     private readonly deps: SmtpSessionDeps,
   ) {
     this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
-    this.reader = new SocketReader(socket, () => this.flush());
+    this.replies = new ReplyQueue(socket);
+    this.reader = new SocketReader(socket, () => this.replies.flush());
   }
 
   private get opts(): SmtpSessionOptions {
@@ -138,7 +140,7 @@ export class SmtpSession {
   // ---- replies ----
 
   send(r: Reply): void {
-    this.out += formatReply(r);
+    this.replies.push(formatReply(r));
   }
 
   /** Sends an error reply and counts it; too many errors end the session (421). */
@@ -150,17 +152,9 @@ export class SmtpSession {
     }
   }
 
-  private flush(): void {
-    if (this.out && !this.socket.destroyed) this.socket.write(this.out);
-    this.out = "";
-  }
-
   private close(): void {
     this.closed = true;
-    this.flush();
-    this.socket.end();
-    // A client that never reads must not keep the socket alive.
-    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.replies.end();
   }
 
   // ---- commands ----
