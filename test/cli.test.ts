@@ -3,21 +3,17 @@
 // error. Also covers config errors (unknown keys, bad values) and picking up ./petrel.toml from the cwd.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AccountStore } from "../src/store/account-store.js";
+import { runProgram, type ProgramRun } from "./helpers/run.js";
 
 // Compiled to dist/test/cli.test.js; the launcher lives in <project>/bin.
 const BIN = fileURLToPath(new URL("../../bin/petrel", import.meta.url));
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = ProgramRun;
 
 interface Sandbox {
   readonly dir: string;
@@ -33,18 +29,7 @@ interface Sandbox {
 
 /** Runs bin/petrel with `input` on stdin (a pipe, as in scripts). */
 function petrel(args: string[], opts: { input?: string; cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"], timeout: 30_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-    // The command may exit before reading stdin; that is not an error here.
-    child.stdin.on("error", () => {});
-    child.stdin.end(opts.input ?? "");
-  });
+  return runProgram(process.execPath, [BIN, ...args], { ...opts, timeoutMs: 30_000 });
 }
 
 function sandbox(toml?: string): Sandbox {

@@ -3,37 +3,19 @@
 // what the client sent, after the Return-Path and Received lines Petrel adds (RFC 5321 §4.4).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { requireTool } from "./helpers/tools.js";
+import { runProgram, type ProgramRun } from "./helpers/run.js";
 
-interface ToolRun {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type ToolRun = ProgramRun;
 
-/** Runs a client program (never a shell) and collects its output; kills it after timeoutMs. */
+/** Runs a client program in a UTF-8 locale; kills it after timeoutMs. */
 function runTool(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ToolRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      stdio: ["pipe", "pipe", "pipe"],
-      timeout: opts.timeoutMs ?? 20_000,
-      env: { ...process.env, LC_ALL: "C.UTF-8", PYTHONIOENCODING: "utf-8" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(opts.input ?? "");
-  });
+  return runProgram(cmd, args, { ...opts, env: { ...process.env, LC_ALL: "C.UTF-8", PYTHONIOENCODING: "utf-8" } });
 }
 
 /** Runs a Python script that prints one JSON document on its last line; argv[1] is the SMTP port. */
