@@ -1,8 +1,11 @@
 // End-to-end tests of the SMTP server's limits and its end of life: max_errors (421 4.7.0 and close),
 // max_recipients (452 4.5.3, RFC 5321 §4.5.3.1.10), the idle command timeout (421 4.4.2, RFC 5321
 // §4.5.3.2.7), and graceful shutdown on SIGTERM (idle sessions get 421 4.3.2, a DATA in flight finishes).
+// Also data_timeout (silence inside DATA) and the per-listener connection limit.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { assertDelivered, command, drainUntilClosed, expectReply, greeted, queuedId, readsId, sleep } from "./smtp-protocol-helpers.js";
@@ -102,6 +105,52 @@ describe("command_timeout = 1", () => {
     await command(c, "QUIT", 221, "2.0.0");
   });
 });
+
+describe("data_timeout = 1 and max_connections = 2", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ users: [["alice@localhost", "pw"]], toml: "[limits]\ndata_timeout = 1\nmax_connections = 2\n" });
+  });
+  after(async () => {
+    assert.equal(await server.stop(), 0);
+  });
+
+  test("silence inside DATA: 421 4.4.2, nothing delivered, nothing left in tmp/", async () => {
+    const c = await greeted(server.smtpPort);
+    await command(c, "MAIL FROM:<a@remote.test>", 250, "2.1.0");
+    await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
+    await command(c, "DATA", 354, null);
+    c.write("Subject: half\r\n\r\nhalf a message");
+    assert.deepEqual(await drainUntilClosed(c, 4000).then((rs) => rs.map((r) => `${r.code} ${r.lines[0]!.slice(0, 5)}`)), ["421 4.4.2"]);
+    assert.deepEqual(server.mailbox("alice@localhost"), []);
+    const tmp = path.join(server.dataDir, "mailboxes", "localhost", "alice", "tmp");
+    assert.deepEqual(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], []);
+  });
+
+  test("a third connection gets 421 4.7.0 and is closed; a slot frees when one leaves", async () => {
+    const a = await greeted(server.smtpPort);
+    const b = await greeted(server.smtpPort);
+    const third = await RawSmtp.connect(server.smtpPort);
+    await expectReply(third, 421, "4.7.0");
+    await third.waitClosed();
+    await command(a, "QUIT", 221, "2.0.0");
+    await a.waitClosed();
+    await eventuallyGreeted(server.smtpPort);
+    b.close();
+  });
+});
+
+/** Connects until a greeting arrives (the server notices a closed session a moment later). */
+async function eventuallyGreeted(port: number): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const c = await RawSmtp.connect(port);
+    const r = await c.reply();
+    c.close();
+    if (r.code === 220) return;
+    await sleep(50);
+  }
+  assert.fail("no greeting after a connection slot was freed");
+}
 
 describe("graceful shutdown (SIGTERM, shutdown_grace = 5)", () => {
   let server: TestServer;

@@ -125,3 +125,39 @@ test("a message over the size limit is refused after its end and the session goe
   assert.deepEqual(replies.slice(-4), ["354 End data with <CR><LF>.<CR><LF>", "552 5.3.4 Message size exceeds fixed maximum message size", "250 2.0.0 Ok", "221 2.0.0 Bye"]);
   assert.equal(stored[0]!.committed, false);
 });
+
+test("too many NOOP-like commands without a message end the session with 421 4.7.0", async () => {
+  const { replies } = await converse("HELO c\r\n" + "NOOP\r\n".repeat(4) + "RSET\r\nVRFY x\r\n", { maxJunkCommands: 5 });
+  assert.deepEqual(replies.slice(1), [
+    "250 mx.test",
+    "250 2.0.0 Ok",
+    "250 2.0.0 Ok",
+    "250 2.0.0 Ok",
+    "250 2.0.0 Ok",
+    "250 2.0.0 Ok",
+    "421 4.7.0 mx.test Error: too many commands without mail, closing connection",
+  ]);
+});
+
+test("random bytes never crash the session: every line is answered, QUIT still works", async () => {
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const verbs = ["EHLO", "HELO", "MAIL FROM:", "RCPT TO:", "DATA", "BDAT", "VRFY", "EXPN", "RSET", "NOOP", "HELP", ""];
+  let input = "";
+  let lines = 0;
+  for (let i = 0; i < 150; i++) {
+    let junk = "";
+    for (let j = rnd(40); j > 0; j--) {
+      const c = rnd(256);
+      if (c !== 10 && c !== 13) junk += String.fromCharCode(c);
+    }
+    const verb = verbs[rnd(verbs.length)]!;
+    if (verb === "DATA" || verb === "BDAT") continue; // would swallow the following lines as content
+    input += `${verb}${junk}\r\n`;
+    lines++;
+  }
+  const { replies } = await converse(input + "QUIT\r\n", { maxErrors: 1000, maxJunkCommands: 1000 });
+  const finals = replies.filter((r) => /^\d{3} /.test(r));
+  assert.equal(finals.length, 1 + lines + 1, "greeting + one reply per line + QUIT");
+  assert.equal(finals.at(-1), "221 2.0.0 Bye");
+});
