@@ -89,6 +89,7 @@ const USERS = [
   ["alice@localhost", "pw", "Alice Liddell"],
   ["bob@localhost", "pw"],
   ["carol@example.test", "pw", "Carol Jones"],
+  ["jurgen@localhost", "pw", "Jürgen Groß"],
 ] as const;
 
 describe("VRFY and EXPN with the default settings", () => {
@@ -146,6 +147,12 @@ describe("VRFY and EXPN with the default settings", () => {
   test("VRFY and EXPN accept the RFC 6531 SMTPUTF8 parameter", async () => {
     assert.equal(await ask(server, "VRFY fred@localhost SMTPUTF8"), "250 2.1.5 Fred Smith <fred@localhost>\r\n");
     assert.match(await ask(server, "EXPN team@localhost SMTPUTF8"), /^250-2\.1\.5 Fred Smith <fred@localhost>\r\n/);
+  });
+
+  test("a non-ASCII answer needs the SMTPUTF8 parameter (RFC 6531 3.7.4.2), else 553 5.6.7", async () => {
+    const utf8 = (text: string) => Buffer.from(text, "utf8").toString("latin1"); // RawSmtp reads bytes as latin1
+    assert.equal(await ask(server, "VRFY jurgen@localhost SMTPUTF8"), utf8("250 2.1.5 Jürgen Groß <jurgen@localhost>\r\n"));
+    assert.match(await ask(server, "VRFY jurgen@localhost"), /^553 5\.6\.7 /);
   });
 
   test("EXPN of a list: one 250 line per member, display names for local users", async () => {

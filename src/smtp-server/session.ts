@@ -340,13 +340,13 @@ export class SmtpSession {
   vrfy(arg: string): void {
     const target = withoutSmtpUtf8(arg);
     if (target.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: VRFY address"));
-    this.respond(this.deps.policy.vrfy(target));
+    this.respond(asciiUnlessUtf8(this.deps.policy.vrfy(target), target !== arg));
   }
 
   expn(arg: string): void {
     const target = withoutSmtpUtf8(arg);
     if (target.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: EXPN list"));
-    this.respond(this.deps.policy.expn(target));
+    this.respond(asciiUnlessUtf8(this.deps.policy.expn(target), target !== arg));
   }
 
   /** Sends a reply, counting 5xx ones as client errors. */
@@ -429,4 +429,10 @@ export class SmtpSession {
 /** RFC 6531 lets VRFY and EXPN end with an SMTPUTF8 parameter; curl always sends it with EXPN. */
 function withoutSmtpUtf8(arg: string): string {
   return arg.replace(/ +SMTPUTF8 *$/i, "");
+}
+
+/** RFC 6531 §3.7.4.2: without the SMTPUTF8 parameter a VRFY/EXPN reply must stay ASCII. */
+function asciiUnlessUtf8(r: Reply, utf8: boolean): Reply {
+  if (utf8 || r.lines.every(isAscii)) return r;
+  return reply(553, "5.6.7", "The answer contains non-ASCII characters; repeat the command with the SMTPUTF8 parameter");
 }
