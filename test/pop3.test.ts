@@ -18,16 +18,15 @@ async function expectCode(p: Promise<{ code: number; raw: string }>, code: numbe
   assert.equal(r.code, code, r.raw);
 }
 
-/** Delivers `content` (CRLF line ends, ending in CRLF) with DATA. */
-async function sendData(port: number, to: string, content: string): Promise<void> {
+/** One SMTP transaction to `to`: `body` sends the content after RCPT and leaves its 250 to read. */
+async function deliver(port: number, to: string, body: (c: RawSmtp) => Promise<void>): Promise<void> {
   const c = await RawSmtp.connect(port);
   try {
     await expectCode(c.reply(), 220);
     await expectCode(c.command("EHLO client.test"), 250);
     await expectCode(c.command("MAIL FROM:<sender@example.test>"), 250);
     await expectCode(c.command(`RCPT TO:<${to}>`), 250);
-    await expectCode(c.command("DATA"), 354);
-    c.write(content.replace(/^\./gm, "..") + ".\r\n");
+    await body(c);
     await expectCode(c.reply(), 250);
     await expectCode(c.command("QUIT"), 221);
   } finally {
@@ -35,20 +34,19 @@ async function sendData(port: number, to: string, content: string): Promise<void
   }
 }
 
+/** Delivers `content` (CRLF line ends, ending in CRLF) with DATA. */
+function sendData(port: number, to: string, content: string): Promise<void> {
+  return deliver(port, to, async (c) => {
+    await expectCode(c.command("DATA"), 354);
+    c.write(content.replace(/^\./gm, "..") + ".\r\n");
+  });
+}
+
 /** Delivers raw bytes with BDAT, so bare LFs reach the Maildir unchanged. */
-async function sendBdat(port: number, to: string, content: Buffer): Promise<void> {
-  const c = await RawSmtp.connect(port);
-  try {
-    await expectCode(c.reply(), 220);
-    await expectCode(c.command("EHLO client.test"), 250);
-    await expectCode(c.command("MAIL FROM:<sender@example.test>"), 250);
-    await expectCode(c.command(`RCPT TO:<${to}>`), 250);
+function sendBdat(port: number, to: string, content: Buffer): Promise<void> {
+  return deliver(port, to, async (c) => {
     c.write(Buffer.concat([Buffer.from(`BDAT ${content.length} LAST\r\n`), content]));
-    await expectCode(c.reply(), 250);
-    await expectCode(c.command("QUIT"), 221);
-  } finally {
-    c.close();
-  }
+  });
 }
 
 function message(to: string, subject: string, body: string): string {

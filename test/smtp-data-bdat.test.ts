@@ -7,16 +7,12 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { assertDelivered, command, eventually, expectReply, greeted, queuedId, readsId, sleep, tmpFiles } from "./smtp-protocol-helpers.js";
+import { assertDelivered, command, eventually, expectReply, greeted, queuedId, readsId, sleep, tmpFiles, Sessions } from "./smtp-protocol-helpers.js";
 
 describe("BDAT (RFC 3030)", () => {
   let server: TestServer;
-  const open: RawSmtp[] = [];
-  const session = async () => {
-    const c = await greeted(server.smtpPort);
-    open.push(c);
-    return c;
-  };
+  const sessions = new Sessions(() => server.smtpPort);
+  const session = () => sessions.greeted();
   const only = (address: string, id: string) => {
     const files = server.mailbox(address).filter((f) => readsId(f, id));
     assert.equal(files.length, 1, `one copy of ${id} for ${address}`);
@@ -35,7 +31,7 @@ describe("BDAT (RFC 3030)", () => {
     server = await startTestServer({ users: [["alice@localhost", "pw-alice"], ["bob@localhost", "pw-bob"]] });
   });
   after(async () => {
-    for (const c of open) c.close();
+    sessions.closeAll();
     assert.equal(await server.stop(), 0);
   });
 

@@ -53,6 +53,23 @@ export async function greeted(port: number, helo = HELO): Promise<RawSmtp> {
   return c;
 }
 
+/** Greeted connections opened by one describe block; closeAll() in its after hook. */
+export class Sessions {
+  private readonly open: RawSmtp[] = [];
+
+  constructor(private readonly port: () => number) {}
+
+  async greeted(): Promise<RawSmtp> {
+    const c = await greeted(this.port());
+    this.open.push(c);
+    return c;
+  }
+
+  closeAll(): void {
+    for (const c of this.open.splice(0)) c.close();
+  }
+}
+
 /** Adds dot-stuffing (RFC 5321 §4.5.2): every line that starts with "." gets another one. */
 export function dotStuff(content: Buffer): Buffer {
   const s = content.toString("latin1");

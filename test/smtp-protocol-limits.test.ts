@@ -8,18 +8,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { assertDelivered, command, drainUntilClosed, expectReply, greeted, queuedId, readsId, sleep } from "./smtp-protocol-helpers.js";
+import { assertDelivered, command, drainUntilClosed, expectReply, greeted, queuedId, readsId, sleep, Sessions } from "./smtp-protocol-helpers.js";
 
 const MESSAGE = Buffer.from("Subject: limits\r\n\r\nbody\r\n");
 
 describe("max_errors = 5 and max_recipients = 3", () => {
   let server: TestServer;
-  const open: RawSmtp[] = [];
-  const session = async () => {
-    const c = await greeted(server.smtpPort);
-    open.push(c);
-    return c;
-  };
+  const sessions = new Sessions(() => server.smtpPort);
+  const session = () => sessions.greeted();
 
   before(async () => {
     server = await startTestServer({
@@ -28,7 +24,7 @@ describe("max_errors = 5 and max_recipients = 3", () => {
     });
   });
   after(async () => {
-    for (const c of open) c.close();
+    sessions.closeAll();
     assert.equal(await server.stop(), 0);
   });
 
