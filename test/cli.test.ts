@@ -1,7 +1,7 @@
 // End-to-end tests of the account commands: run the real bin/petrel in a child process against a temp
 // folder holding a petrel.toml, and check exit codes, stdout lines and the single stderr line of each
 // error. Also covers config errors (unknown keys, bad values) and picking up ./petrel.toml from the cwd.
-import { describe, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";

@@ -62,7 +62,7 @@ export class SmtpSession {
   private readonly peer: string;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly deps: SmtpSessionDeps,
   ) {
     this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
