@@ -6,7 +6,7 @@ import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir, sizeOf, uniqueIdOf } from "../mailbox/maildir.js";
-import { CrlfSizeCounter } from "./message-encoder.js";
+import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
 
 export interface MaildropMessage {
   /** 1-based number for this session. */

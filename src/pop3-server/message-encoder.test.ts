@@ -3,7 +3,8 @@
 // Covers RFC 1939 §3 (multi-line responses) and §7 (TOP).
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CrlfSizeCounter, MessageEncoder } from "./message-encoder.js";
+import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
+import { MessageEncoder } from "./message-encoder.js";
 
 /** The whole-message reference: what RETR must send, terminator included. */
 function reference(message: Buffer): string {

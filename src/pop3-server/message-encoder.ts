@@ -73,25 +73,3 @@ export class MessageEncoder {
     if (!this.inHeaders && this.bodyLinesLeft === 0) this.finished = true;
   }
 }
-
-/**
- * The octets RETR sends for this content before stuffing and the final ".CRLF": its size plus one
- * for every bare LF (which becomes CRLF). Feed chunks, then read `size`.
- */
-export class CrlfSizeCounter {
-  private total = 0;
-  private lastByte = -1;
-
-  feed(chunk: Buffer): void {
-    this.total += chunk.length;
-    for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) {
-      const before = i > 0 ? chunk[i - 1] : this.lastByte;
-      if (before !== CR) this.total++;
-    }
-    if (chunk.length) this.lastByte = chunk[chunk.length - 1]!;
-  }
-
-  get size(): number {
-    return this.total;
-  }
-}

@@ -110,8 +110,7 @@ export class SocketReader {
         this.consume(this.buffered);
       }
       if (this.ended) {
-        if (this.ended && this.buffered === 0) return null;
-        this.consume(this.buffered);
+        this.consume(this.buffered); // a partial last line is dropped
         return null;
       }
       await this.waitForData();
@@ -207,10 +206,8 @@ export class SocketReader {
   private async waitForData(): Promise<void> {
     this.check();
     this.onWait();
-    const before = this.buf.length - this.pos;
     await new Promise<void>((resolve) => (this.wake = resolve));
     this.check();
-    void before;
   }
 
   private check(): void {

@@ -5,6 +5,7 @@
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
 import { ensureMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { DirSyncer } from "./dir-sync.js";
@@ -91,38 +92,26 @@ export class IncomingMessage {
   remote: string[] = [];
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  /** LFs not preceded by CR in the content (BDAT may carry them): CRLF size = size + bareLf. */
-  private bareLf = 0;
-  private lastByte = -1;
+  /** Bare LFs in the content (BDAT may carry them) make the CRLF size larger than the file. */
+  private readonly crlf = new CrlfSizeCounter();
   private finished = false;
 
   constructor(
     private readonly copies: Copy[],
-    prefixes: Buffer[],
+    private readonly prefixes: Buffer[],
     private readonly env: Envelope,
     private readonly queueDir: string,
     private readonly dirSync: DirSyncer,
-  ) {
-    this.prefixes = prefixes;
-  }
-  private readonly prefixes: Buffer[];
+  ) {}
 
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
     for (const p of pieces) {
-      this.countBareLf(p);
+      this.crlf.feed(p);
       this.pending.push(p);
       this.pendingBytes += p.length;
     }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
-  }
-
-  private countBareLf(p: Buffer): void {
-    for (let i = p.indexOf(10); i >= 0; i = p.indexOf(10, i + 1)) {
-      const before = i > 0 ? p[i - 1] : this.lastByte;
-      if (before !== 13) this.bareLf++;
-    }
-    if (p.length) this.lastByte = p[p.length - 1]!;
   }
 
   private async flush(): Promise<void> {
@@ -161,7 +150,7 @@ export class IncomingMessage {
       this.copies.map(async (c) => {
         const closed = c.fh.close();
         // ",S=" is the file size, ",W=" the size with CRLF line ends (what POP3 RETR sends).
-        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size},W=${c.size + this.bareLf}` : c.name;
+        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size},W=${c.size + this.crlf.bareLf}` : c.name;
         await Promise.all([closed, fs.rename(c.tmpPath, path.join(c.finalDir, final))]);
         dirs.add(c.finalDir);
       }),
