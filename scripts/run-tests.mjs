@@ -19,5 +19,6 @@ if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);
 }
+console.log(`# node ${process.version} (${process.execPath})`);
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=120000", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);
