@@ -33,6 +33,13 @@ export const configSchema = z.strictObject({
       command_timeout: seconds.positive().default(300),
       data_timeout: seconds.positive().default(600),
       shutdown_grace: seconds.default(30),
+      /** Recipients of one message after aliases and lists are expanded. */
+      max_expanded_recipients: z.number().int().positive().default(10000),
+      /** Failed logins from one IP address within auth_failure_window before it is refused. */
+      auth_failures_per_ip: z.number().int().positive().default(20),
+      /** Failed logins for one account within auth_failure_window before it is refused. */
+      auth_failures_per_account: z.number().int().positive().default(10),
+      auth_failure_window: seconds.positive().default(600),
     })
     .prefault({}),
   smtp: z
@@ -41,6 +48,12 @@ export const configSchema = z.strictObject({
       expn: z.boolean().default(true),
       bare_line_endings: z.enum(["normalize", "reject"]).default("normalize"),
       forward_offsite: z.boolean().default(true),
+      /** Seconds between "220-" and the final "220 "; a client talking in between is refused. */
+      greet_pause: z.number().nonnegative().default(0),
+      /** VRFY/EXPN by partial name or display name (not only by address). */
+      vrfy_search: z.boolean().default(false),
+      /** alice+tag@ reaches alice@; "" turns plus-addressing off. */
+      recipient_delimiter: z.string().max(1).default("+"),
     })
     .prefault({}),
   pop3: z
