@@ -42,8 +42,10 @@ const rows: CommandRow[] = [
   },
   { verb: "RCPT", allowedIn: ["mail", "rcpt"], refuse: { init: needHelo, idle: needMail, bdat: inBdat }, run: (s, a) => s.rcpt(a) },
   { verb: "DATA", allowedIn: ["rcpt"], refuse: { init: needHelo, idle: needMail, mail: needRcpt, bdat: inBdat }, run: (s, a) => s.data(a) },
-  // BDAT in "mail" must still read its bytes, so the session refuses it after consuming them.
-  { verb: "BDAT", allowedIn: ["mail", "rcpt", "bdat"], refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
+  // BDAT must read its chunk even where it is refused (RFC 3030 §2), or the chunk's bytes would be
+  // taken for commands; so it runs in every state and the session refuses after consuming them
+  // (with these replies before HELO and MAIL).
+  { verb: "BDAT", allowedIn: ANY, refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
   { verb: "RSET", allowedIn: ANY, junk: true, run: (s, a) => s.rset(a) },
   { verb: "NOOP", allowedIn: ANY, junk: true, run: (s) => s.send(reply(250, "2.0.0", "Ok")) },
   { verb: "QUIT", allowedIn: ANY, run: (s) => s.quit() },

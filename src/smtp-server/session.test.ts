@@ -188,3 +188,8 @@ test("random bytes never crash the session: every line is answered, QUIT still w
   assert.equal(finals.length, 2 + lines + 1, "greeting + EHLO + one reply per line + QUIT");
   assert.equal(finals.at(-1), "221 2.0.0 Bye");
 });
+
+test("a BDAT refused before MAIL still consumes its chunk: the chunk's bytes are never taken for commands", async () => {
+  const { replies } = await converse("EHLO c\r\nBDAT 12\r\nNOOP\r\nNOOP\r\nQUIT\r\n");
+  assert.deepEqual(replies.slice(1 + EHLO_C.length), ["503 5.5.1 Error: need MAIL command", "221 2.0.0 Bye"]);
+});

@@ -379,12 +379,12 @@ export class SmtpSession {
     const last = m[2] !== undefined;
     // An empty chunk that is not the last moves nothing forward: a "BDAT 0" loop is junk.
     if (size === 0 && !last && this.overJunkLimit()) return;
-    const t = this.transaction!;
+    const t = this.transaction;
     this.reader.setTimeout(this.opts.dataTimeoutMs);
-    if (t.recipients.length === 0) {
+    if (!t || t.recipients.length === 0) {
       // RFC 3030 §2: the chunk is read even when the command is refused.
       await this.reader.readExact(size, () => undefined);
-      return this.error(reply(554, "5.5.1", "Error: no valid recipients"));
+      return this.error(t ? reply(554, "5.5.1", "Error: no valid recipients") : refusal(COMMANDS.get("BDAT")!, this.state));
     }
     if (!t.bdat) t.bdat = { message: null, size: 0, failed: null };
     const b = t.bdat;
