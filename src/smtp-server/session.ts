@@ -260,7 +260,7 @@ export class SmtpSession {
       reply(
         250,
         undefined,
-        `${this.opts.hostname} Hello ${name} [${this.peer}]`,
+        `${this.opts.hostname} Hello ${isAscii(name) ? name : domainToASCII(name) || "unknown"} [${this.peer}]`,
         "PIPELINING",
         `SIZE ${this.opts.maxMessageSize}`,
         "8BITMIME",
