@@ -8,7 +8,7 @@ import net from "node:net";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawPop3 } from "./helpers/pop3-client.js";
 import { MB, rssBytes } from "./helpers/hostile.js";
-import { command, dataStream, expectReply, greeted } from "./smtp-protocol-helpers.js";
+import { deliverOne } from "./smtp-protocol-helpers.js";
 
 const SEED = Number(process.env.PETREL_FUZZ_SEED ?? 20261130);
 const RUN_MS = 6000;
@@ -111,14 +111,7 @@ describe("random bytes against the live servers", () => {
     assert.equal(server.logLines().filter((l) => l.msg === "session crashed" || l.msg === "session failed" || l.msg === "pop3 session failed").length, 0, "no session failed internally");
 
     // A normal SMTP delivery...
-    const c = await greeted(server.smtpPort);
-    await command(c, "MAIL FROM:<sender@remote.test>", 250, "2.1.0");
-    await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
-    await command(c, "DATA", 354, null);
-    c.write(dataStream(Buffer.from("Subject: after the fuzz\r\n\r\nstill here\r\n")));
-    await expectReply(c, 250, "2.0.0");
-    await command(c, "QUIT", 221, "2.0.0");
-    c.close();
+    await deliverOne(server.smtpPort, "alice@localhost", "after the fuzz");
     // ...and a normal POP3 session that finds it (the maildrop lock is free once fuzzers are gone).
     let p: RawPop3 | null = null;
     for (const deadline = Date.now() + 5000; !p && Date.now() < deadline; ) {

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { silentLogger } from "../core/log.js";
+import { SocketText } from "../testing/socket-text.js";
 import { ApopTimestamps } from "./apop.js";
 import { COMMANDS, splitArgs } from "./commands.js";
 import { Maildrop } from "./maildrop.js";
@@ -35,50 +36,13 @@ test("splitArgs never throws and returns only argument lists that fit the row's 
 
 const MULTI = new Set(["CAPA", "RETR", "TOP"]);
 
-/** Reads POP3 responses: a status line, and for multi-line ones the body up to ".CRLF". */
-class ResponseReader {
-  private buf = "";
-  private wake: (() => void) | null = null;
-  closed = false;
-  constructor(sock: net.Socket) {
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
-      this.buf += d;
-      this.wake?.();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake?.();
-    });
-  }
-  private async until(find: () => number): Promise<number | null> {
-    const deadline = Date.now() + 3000;
-    for (;;) {
-      const at = find();
-      if (at >= 0) return at;
-      if (this.closed) return null;
-      assert.ok(Date.now() < deadline, `no complete response; have ${JSON.stringify(this.buf.slice(0, 200))}`);
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, 50);
-      });
-    }
-  }
-  async status(): Promise<string | null> {
-    const at = await this.until(() => this.buf.indexOf("\r\n"));
-    if (at === null) return null;
-    const line = this.buf.slice(0, at);
-    this.buf = this.buf.slice(at + 2);
-    return line;
-  }
-  async body(): Promise<void> {
-    const at = await this.until(() => (this.buf.startsWith(".\r\n") ? 0 : this.buf.indexOf("\r\n.\r\n") >= 0 ? this.buf.indexOf("\r\n.\r\n") + 2 : -1));
-    assert.notEqual(at, null, "the connection closed inside a multi-line response");
-    this.buf = this.buf.slice(at! + 3);
-  }
-  get pending(): string {
-    return this.buf;
-  }
+/** A status line (without CRLF), or null once the server has closed. */
+const status = (text: SocketText) => text.take((t) => t.indexOf("\r\n"), 2);
+
+/** Skips a multi-line body up to and including its ".CRLF". */
+async function skipBody(text: SocketText): Promise<void> {
+  const body = await text.take((t) => (t.startsWith(".\r\n") ? 0 : t.indexOf("\r\n.\r\n") >= 0 ? t.indexOf("\r\n.\r\n") + 2 : -1), 3);
+  assert.notEqual(body, null, "the connection closed inside a multi-line response");
 }
 
 const command = fc.oneof(
@@ -132,21 +96,21 @@ test("a Pop3Session answers every command of a random sequence with exactly one 
         fill();
         const sock = net.connect(port, "127.0.0.1");
         sock.on("error", () => undefined);
-        const r = new ResponseReader(sock);
+        const r = new SocketText(sock);
         try {
-          wellFormed(await r.status(), "(greeting)");
+          wellFormed(await status(r), "(greeting)");
           for (const line of lines) {
             sock.write(line + "\r\n");
-            let s = await r.status();
+            let s = await status(r);
             if (s === "+ ") {
               sock.write("*\r\n"); // AUTH PLAIN's continuation: cancel it
-              s = await r.status();
+              s = await status(r);
             }
             s = wellFormed(s, line);
-            if (s.startsWith("+OK") && expectsBody(line)) await r.body();
+            if (s.startsWith("+OK") && expectsBody(line)) await skipBody(r);
           }
           sock.write("QUIT\r\n");
-          const bye = wellFormed(await r.status(), "QUIT");
+          const bye = wellFormed(await status(r), "QUIT");
           assert.ok(bye.startsWith("+OK"), `QUIT's response is the next one: ${bye}`);
           assert.equal(r.pending, "");
         } finally {

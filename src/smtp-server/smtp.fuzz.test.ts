@@ -10,6 +10,7 @@ import { formatAddress, parsePath, type Address } from "../core/address.js";
 import { silentLogger } from "../core/log.js";
 import { reply } from "../core/reply.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
+import { SocketText } from "../testing/socket-text.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
 import { SmtpSession, type SmtpSessionOptions } from "./session.js";
 
@@ -115,44 +116,14 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 40 }).map((b) => ({ line: noLineEnds(b) })) },
 );
 
-/** Reads one complete reply (RFC 5321 §4.2) from the stream; returns its lines. */
-class ReplyReader {
-  private buf = "";
-  private wake: (() => void) | null = null;
-  closed = false;
-  constructor(sock: net.Socket) {
-    sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
-      this.buf += d;
-      this.wake?.();
-    });
-    sock.on("close", () => {
-      this.closed = true;
-      this.wake?.();
-    });
-  }
-  async next(): Promise<string[] | null> {
-    const deadline = Date.now() + 3000;
-    for (;;) {
-      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.buf);
-      if (m) {
-        this.buf = this.buf.slice(m[0].length);
-        return m[0].split("\r\n").slice(0, -1);
-      }
-      if (this.closed) {
-        assert.equal(this.buf, "", "bytes that are not a complete reply");
-        return null;
-      }
-      assert.ok(Date.now() < deadline, `no complete reply; have ${JSON.stringify(this.buf)}`);
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, 50);
-      });
-    }
-  }
-  get pending(): string {
-    return this.buf;
-  }
+/** Reads one complete reply (RFC 5321 §4.2); its lines, or null once the server has closed. */
+async function nextReply(text: SocketText): Promise<string[] | null> {
+  const raw = await text.take((t) => {
+    const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(t);
+    return m ? m[0].length : -1;
+  });
+  if (raw === null) assert.equal(text.pending, "", "bytes that are not a complete reply");
+  return raw === null ? null : raw.split("\r\n").slice(0, -1);
 }
 
 function checkWellFormed(lines: readonly string[]): void {
@@ -176,31 +147,31 @@ test("an SmtpSession answers every command of a random sequence with exactly one
       fc.asyncProperty(fc.array(step, { maxLength: 25 }), async (steps) => {
         const sock = net.connect(port, "127.0.0.1");
         sock.on("error", () => undefined);
-        const replies = new ReplyReader(sock);
+        const replies = new SocketText(sock);
         try {
-          checkWellFormed((await replies.next())!);
+          checkWellFormed((await nextReply(replies))!);
           let open = true;
           for (const s of steps) {
             sock.write(s.chunk ? Buffer.concat([s.line, Buffer.from("\r\n"), s.chunk]) : Buffer.concat([s.line, Buffer.from("\r\n")]));
-            let r = await replies.next();
+            let r = await nextReply(replies);
             assert.ok(r, `no reply to ${JSON.stringify(s.line.toString("latin1"))}`);
             checkWellFormed(r);
             if (r[0]!.startsWith("354")) {
               sock.write("Subject: fuzz\r\n\r\n..body\r\n.\r\n");
-              r = await replies.next();
+              r = await nextReply(replies);
               assert.ok(r, "no reply after the data");
               checkWellFormed(r);
             }
             const code = r.at(-1)!.slice(0, 3);
             if (code === "221" || code === "421" || code === "554" && r.at(-1)!.includes("5.5.0")) {
-              assert.equal(await replies.next(), null, "the session closes after its last word");
+              assert.equal(await nextReply(replies), null, "the session closes after its last word");
               open = false;
               break;
             }
           }
           if (open) {
             sock.write("QUIT\r\n");
-            assert.deepEqual(await replies.next(), ["221 2.0.0 Bye"], "QUIT's reply is the next one: no command got two");
+            assert.deepEqual(await nextReply(replies), ["221 2.0.0 Bye"], "QUIT's reply is the next one: no command got two");
           }
         } finally {
           sock.destroy();
