@@ -98,7 +98,8 @@ export class SocketReader {
       const left = deadline - Date.now();
       if (left <= 0) return "quiet";
       this.check();
-      const timer = setTimeout(() => this.notify(), left);
+      // setTimeout holds at most 2^31-1 ms; a longer pause simply goes round the loop again.
+      const timer = setTimeout(() => this.notify(), Math.min(left, 2 ** 31 - 1));
       await new Promise<void>((resolve) => (this.wake = resolve));
       clearTimeout(timer);
       this.check();
