@@ -9,7 +9,7 @@ import Database from "better-sqlite3";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { MB, flood, repeated, rssBytes } from "./helpers/hostile.js";
-import { HOSTNAME, command, dataStream, deliverOne, drainUntilClosed, eventually, expectReply, greeted, sleep } from "./smtp-protocol-helpers.js";
+import { HOSTNAME, command, dataStream, deliverOne, eventually, expectReply, greeted, sleep } from "./smtp-protocol-helpers.js";
 
 const USERS = [
   ["alice@localhost", "pw", "Alice Liddell"],
@@ -372,9 +372,10 @@ describe("the open-file limit (ulimit -n 64)", () => {
     const line = await eventually("the open-file warning", () => server.logLines().find((l) => /open-file limit/.test(String(l.msg))));
     assert.equal(line.level, 40);
     assert.equal(server.process.exitCode, null);
-    // The ones turned away were told so.
-    const told = await Promise.all(clients.slice(-10).map((c) => drainUntilClosed(c).catch(() => [])));
-    assert.ok(told.some((rs) => rs.some((r) => r.code === 421)), JSON.stringify(told));
+    // Those turned away by Petrel were told so (once the table is full, the kernel's accept fails
+    // and libuv closes the connection without a word: that is what the reserve is there to avoid).
+    const refused = await eventually("a 421 to a refused client", () => clients.filter((c) => c.closed && /^421 /.test(c.pending)).length);
+    assert.ok(refused > 0);
     for (const c of clients) c.close();
     await sleep(300);
     await deliverOne(server.smtpPort, "alice@localhost", "still alive");

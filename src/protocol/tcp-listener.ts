@@ -114,7 +114,9 @@ export class TcpListener {
         );
         this.refusedForFds = 0;
       }
-      this.turnAway(socket);
+      // Closed at once, not after a grace period: each refused socket would hold a descriptor.
+      socket.end(this.opts.busyReply);
+      socket.destroy();
       return;
     }
     const log = this.log.child({ session: (++sessionCounter).toString(36), listener: this.opts.name });
