@@ -27,6 +27,8 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     vrfy: config.smtp.vrfy,
     expn: config.smtp.expn,
     forwardOffsite: config.smtp.forward_offsite,
+    search: config.smtp.vrfy_search,
+    domains: config.domains,
   });
   const limits = config.limits;
   const smtpOptions = {
@@ -39,12 +41,14 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     dataTimeoutMs: limits.data_timeout * 1000,
     bareLineEndings: config.smtp.bare_line_endings,
     postmasterDomain: config.domains[0]!,
+    greetPauseMs: config.smtp.greet_pause * 1000,
   };
   const pop3Options = {
     hostname: config.hostname,
     idleTimeoutMs: config.pop3.idle_timeout * 1000,
     maxAuthFailures: config.pop3.max_auth_failures,
     authFailureDelayMs: config.pop3.auth_failure_delay * 1000,
+    maxCommands: limits.max_junk_commands,
   };
   const maildropLocks = new MaildropLocks();
   const apopTimestamps = new ApopTimestamps(config.hostname);

@@ -160,7 +160,9 @@ describe("BDAT (RFC 3030)", () => {
     await command(c, "RSET", 250, "2.0.0");
     assert.equal(server.mailbox("alice@localhost").length, before.alice);
     assert.deepEqual(tmpFiles(server.dataDir, "alice@localhost"), []);
-    await command(c, "BDAT 5 LAST", 503, "5.5.1");
+    // Refused after RSET, but its chunk is still read (RFC 3030 §2), not taken for commands.
+    c.write("BDAT 6 LAST\r\nNOOP\r\n");
+    await expectReply(c, 503, "5.5.1");
     await command(c, "MAIL FROM:<again@remote.test>", 250, "2.1.0");
   });
 

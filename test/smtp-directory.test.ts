@@ -92,10 +92,10 @@ const USERS = [
   ["jurgen@localhost", "pw", "Jürgen Groß"],
 ] as const;
 
-describe("VRFY and EXPN with the default settings", () => {
+describe("VRFY and EXPN with partial-name search on (smtp.vrfy_search = true)", () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ users: USERS });
+    server = await startTestServer({ users: USERS, toml: "[smtp]\nvrfy_search = true\n" });
     cli(server, "alias", "add", "fwd@localhost", "someone@remote.test");
     cli(server, "alias", "add", "postbox@localhost", "alice@localhost");
     cli(server, "list", "add", "team@localhost", "fred@localhost", "bob@localhost", "ext@remote.test", "carol@example.test");

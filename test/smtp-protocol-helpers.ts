@@ -187,3 +187,15 @@ export async function drainUntilClosed(c: RawSmtp, timeoutMs = 5000): Promise<Ra
     }
   }
 }
+
+/** A whole ordinary session: greeting, EHLO, one message to `to` with DATA, QUIT. */
+export async function deliverOne(port: number, to: string, subject: string): Promise<void> {
+  const c = await greeted(port);
+  await command(c, "MAIL FROM:<sender@remote.test>", 250, "2.1.0");
+  await command(c, `RCPT TO:<${to}>`, 250, "2.1.5");
+  await command(c, "DATA", 354, null);
+  c.write(dataStream(Buffer.from(`Subject: ${subject}\r\n\r\nhello\r\n`)));
+  await expectReply(c, 250, "2.0.0");
+  await command(c, "QUIT", 221, "2.0.0");
+  c.close();
+}

@@ -381,18 +381,19 @@ describe("SMTP dialogue", () => {
   });
 
   describe("pipelining (RFC 2920)", () => {
-    test("EHLO..DATA in one write: replies in order, all before 354; then MAIL..QUIT in one write", async () => {
+    // EHLO must end its group (RFC 2920 §3.1): PIPELINING is offered by its answer.
+    test("EHLO, then MAIL..DATA in one write: replies in order, all before 354; then MAIL..QUIT in one write", async () => {
       const c = await connect();
       await expectReply(c, 220, null);
+      c.write("EHLO pipe.test\r\n");
+      const ehlo = await expectReply(c, 250, null);
       c.write(
-        "EHLO pipe.test\r\n" +
           "MAIL FROM:<pipe@remote.test>\r\n" +
           "RCPT TO:<alice@localhost>\r\n" +
           "RCPT TO:<nobody@localhost>\r\n" +
           "RCPT TO:<bob@localhost>\r\n" +
           "DATA\r\n",
       );
-      const ehlo = await expectReply(c, 250, null);
       assert.equal(ehlo.lines[0], `${HOSTNAME} Hello pipe.test [127.0.0.1]`);
       await expectReply(c, 250, "2.1.0");
       await expectReply(c, 250, "2.1.5");

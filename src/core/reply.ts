@@ -15,13 +15,17 @@ export function reply(code: number, enhanced: string | undefined, ...lines: stri
 }
 
 export function formatReply(r: Reply): string {
-  let out = "";
+  return [...replyLines(r)].join("");
+}
+
+/** The reply's wire lines one by one, CRLF included: for answers long enough to stream. */
+export function* replyLines(r: Reply): Generator<string> {
   const last = r.lines.length - 1;
-  r.lines.forEach((line, i) => {
+  for (let i = 0; i <= last; i++) {
+    const line = r.lines[i]!;
     const text = r.enhanced ? (line ? `${r.enhanced} ${line}` : r.enhanced) : line;
-    out += `${r.code}${i === last ? " " : "-"}${text}\r\n`;
-  });
-  return out;
+    yield `${r.code}${i === last ? " " : "-"}${text}\r\n`;
+  }
 }
 
 /** First line of a reply as one string, for logs and bounce texts. */

@@ -3,7 +3,8 @@
 // message. Trusts the socket's drain/close/timeout events; a closed or stalled peer ends it with an error.
 import type { FileHandle } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { ReaderClosed, ReaderTimeout } from "../protocol/socket-reader.js";
+import { waitForDrain } from "../protocol/socket-drain.js";
+import { ReaderClosed } from "../protocol/socket-reader.js";
 import type { MessageEncoder } from "./message-encoder.js";
 
 const READ_CHUNK = 64 * 1024;
@@ -21,17 +22,5 @@ export async function streamMessage(socket: Socket, fh: FileHandle, encoder: Mes
 /** Writes, then waits for "drain" when the socket's buffer is full. */
 export async function writeWithBackpressure(socket: Socket, buf: Buffer): Promise<void> {
   if (socket.destroyed) throw new ReaderClosed();
-  if (socket.write(buf)) return;
-  await new Promise<void>((resolve, reject) => {
-    const settle = (err: Error | null) => {
-      socket.off("drain", onDrain).off("close", onClose).off("timeout", onTimeout);
-      if (err) reject(err);
-      else resolve();
-    };
-    const onDrain = () => settle(null);
-    const onClose = () => settle(new ReaderClosed());
-    // A client that stops reading is as idle as one that stops writing (the socket's idle timeout).
-    const onTimeout = () => settle(new ReaderTimeout());
-    socket.on("drain", onDrain).on("close", onClose).on("timeout", onTimeout);
-  });
+  if (!socket.write(buf)) await waitForDrain(socket);
 }

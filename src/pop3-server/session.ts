@@ -1,10 +1,13 @@
 // One POP3 connection (RFC 1939; RFC 2449 CAPA and response codes; RFC 3206 [AUTH]/[SYS]; RFC 5034 AUTH
 // PLAIN): reads command lines, dispatches them through the command table, and after login owns the
 // locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces.
+// Bounded per connection: no command is read while replies wait unread, LIST/UIDL stream with
+// backpressure, and every command counts against the session's command allowance.
 import type { Socket } from "node:net";
 import type { Logger } from "../core/log.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
+import { printable } from "../protocol/wire-text.js";
 import { checkApopDigest, type ApopTimestamps } from "./apop.js";
 import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
 import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
@@ -18,7 +21,18 @@ export interface Pop3SessionOptions {
   readonly idleTimeoutMs: number;
   readonly maxAuthFailures: number;
   readonly authFailureDelayMs: number;
+  /**
+   * Commands a session may send besides COMMANDS_PER_MESSAGE for each message of its maildrop
+   * (limits.max_junk_commands); then -ERR and close. Default 100.
+   */
+  readonly maxCommands?: number;
 }
+
+/** CAPA's lines and terminating dot, made once (a CAPA loop then allocates almost nothing). */
+const CAPA_BODY = CAPABILITIES.map((c) => `${c}\r\n`).join("") + ".\r\n";
+
+/** A full download is LIST, UIDL, RETR (or TOP) and DELE per message; twice that is generous. */
+const COMMANDS_PER_MESSAGE = 8;
 
 export interface Pop3Accounts {
   checkPassword(address: string, password: string): Promise<boolean>;
@@ -40,7 +54,7 @@ export const MAX_COMMAND_LINE = 253;
 /** A SASL response line (RFC 5034 §4 lifts the command limit for it); PLAIN needs far less. */
 const MAX_SASL_LINE = 2048;
 
-type EndReason = "quit" | "disconnected" | "timeout" | "shutdown" | "auth-failures" | "error";
+type EndReason = "quit" | "disconnected" | "timeout" | "shutdown" | "shutdown-cut" | "auth-failures" | "too-many-commands" | "error";
 
 /** What a login holds until the session ends: the locked maildrop and what was done with it. */
 interface Login {
@@ -60,6 +74,9 @@ export class Pop3Session {
   private login: Login | null = null;
   private updateResult: UpdateResult | null = null;
   private failures = 0;
+  private commands = 0;
+  /** The user a good login was for when the maildrop was locked ([IN-USE]), for the log. */
+  private lockedOut: string | null = null;
   private closed = false;
   private endReason: EndReason = "disconnected";
   private shuttingDown = false;
@@ -87,16 +104,24 @@ export class Pop3Session {
     if (this.readingCommand) this.reader.interrupt("shutdown");
   }
 
+  /** The grace period is over: the listener cuts the connection now. */
+  cut(): void {
+    this.endReason = "shutdown-cut";
+  }
+
   async run(): Promise<void> {
     this.ok(`Petrel POP3 server ready ${this.timestamp}`);
     try {
       while (!this.closed) {
         if (this.shuttingDown) throw new ReaderInterrupted("shutdown");
         this.reader.setTimeout(this.opts.idleTimeoutMs);
+        // Backpressure: no next command while the peer leaves our replies unread.
+        await this.replies.ready();
         this.readingCommand = true;
         const line = await this.reader.readLine(MAX_COMMAND_LINE);
         this.readingCommand = false;
         if (line === null) break;
+        if (this.overCommandLimit()) break;
         if (line === "too-long") this.err("line too long: at most 255 octets including CRLF");
         else await this.dispatch(line.toString("utf8"));
       }
@@ -110,12 +135,25 @@ export class Pop3Session {
     }
   }
 
+  /**
+   * Every command line counts (errors too): a session gets maxCommands plus COMMANDS_PER_MESSAGE per
+   * message of its maildrop, so a CAPA or NOOP loop ends while a real download never comes close.
+   */
+  private overCommandLimit(): boolean {
+    const allowance = (this.opts.maxCommands ?? 100) + COMMANDS_PER_MESSAGE * (this.login?.maildrop.count ?? 0);
+    if (++this.commands <= allowance) return false;
+    this.deps.log.info({ peer: this.peer, user: this.login?.user ?? null, commands: this.commands - 1 }, "pop3 command limit reached");
+    this.err("too many commands in this session, closing connection");
+    this.endReason = "too-many-commands";
+    return true;
+  }
+
   private async dispatch(line: string): Promise<void> {
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) return this.err("bad characters in command");
     const sp = line.indexOf(" ");
     const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
     const row = COMMANDS.get(verb);
-    if (!row) return this.err(verb === "" ? "empty command" : `unknown command ${printable(verb)}`);
+    if (!row) return this.err(verb === "" ? "empty command" : `unknown command ${printable(verb, 20)}`);
     if (!row.allowedIn.includes(this.state)) return this.err(refusal(row, this.state));
     const args = splitArgs(row, sp < 0 ? "" : line.slice(sp + 1));
     if (!args) return this.err(`bad arguments, usage: ${row.usage}`);
@@ -193,7 +231,11 @@ export class Pop3Session {
   /** A good password: lock the maildrop (RFC 1939 §8), take the snapshot, enter TRANSACTION. */
   private async enter(user: string): Promise<void> {
     const lock = this.deps.locks.tryAcquire(user);
-    if (!lock) return this.err("[IN-USE] maildrop is locked by another session, try again later");
+    if (!lock) {
+      this.lockedOut = user;
+      this.deps.log.info({ peer: this.peer, user }, "pop3 maildrop in use");
+      return this.err("[IN-USE] maildrop is locked by another session, try again later");
+    }
     let maildrop: Maildrop;
     try {
       maildrop = await this.deps.openMaildrop(user);
@@ -209,7 +251,8 @@ export class Pop3Session {
   }
 
   capa(): void {
-    this.multiLine("Capability list follows", CAPABILITIES);
+    this.ok("Capability list follows");
+    this.replies.push(CAPA_BODY);
   }
 
   async quit(): Promise<void> {
@@ -232,23 +275,28 @@ export class Pop3Session {
     this.ok(`${count} ${size}`);
   }
 
-  list(n: string | undefined): void {
+  async list(n: string | undefined): Promise<void> {
     if (n !== undefined) {
       const m = this.message(n);
       if (m) this.ok(`${m.number} ${m.size}`);
       return;
     }
     const { count, size } = this.maildrop.stat();
-    this.multiLine(`${messages(count)} (${size} octets)`, this.maildrop.messages.map((m) => `${m.number} ${m.size}`));
+    await this.multiLine(`${messages(count)} (${size} octets)`, this.scanLines((m) => `${m.number} ${m.size}`));
   }
 
-  uidl(n: string | undefined): void {
+  async uidl(n: string | undefined): Promise<void> {
     if (n !== undefined) {
       const m = this.message(n);
       if (m) this.ok(`${m.number} ${m.uid}`);
       return;
     }
-    this.multiLine("unique-id listing follows", this.maildrop.messages.map((m) => `${m.number} ${m.uid}`));
+    await this.multiLine("unique-id listing follows", this.scanLines((m) => `${m.number} ${m.uid}`));
+  }
+
+  /** One line per message not marked deleted, made as the listing streams (never one big string). */
+  private *scanLines(format: (m: MaildropMessage) => string): Generator<string> {
+    for (const m of this.maildrop.messages) yield format(m);
   }
 
   async retr(n: string): Promise<void> {
@@ -291,7 +339,7 @@ export class Pop3Session {
   /** The message a number names, or null after sending the reason it cannot be used. */
   private message(text: string): MaildropMessage | null {
     if (!/^\d{1,10}$/.test(text)) {
-      this.err(`invalid message number ${printable(text)}: expected a number from 1`);
+      this.err(`invalid message number ${printable(text, 20)}: expected a number from 1`);
       return null;
     }
     const found = this.maildrop.get(Number(text));
@@ -363,10 +411,10 @@ export class Pop3Session {
     this.replies.push(`-ERR ${text}\r\n`);
   }
 
-  /** A multi-line response (RFC 1939 §3); none of these lines can start with ".". */
-  private multiLine(status: string, lines: readonly string[]): void {
+  /** A multi-line response (RFC 1939 §3), written with backpressure; none of these lines can start with ".". */
+  private async multiLine(status: string, lines: Iterable<string>): Promise<void> {
     this.ok(status);
-    for (const l of lines) this.replies.push(`${l}\r\n`);
+    await this.replies.pushAll(withEnds(lines));
     this.replies.push(".\r\n");
   }
 
@@ -380,7 +428,7 @@ export class Pop3Session {
     this.deps.log.info(
       {
         peer: this.peer,
-        user: this.login?.user ?? null,
+        user: this.login?.user ?? this.lockedOut,
         retrieved: this.login?.retrieved ?? 0,
         deleted: this.updateResult?.deleted ?? 0,
         delete_failed: this.updateResult?.failed ?? 0,
@@ -392,10 +440,8 @@ export class Pop3Session {
   }
 }
 
-/** A client-given word made safe to echo in a reply. */
-function printable(text: string): string {
-  const clean = text.replace(/[^\x21-\x7e]/g, "?");
-  return clean.length > 20 ? `${clean.slice(0, 20)}...` : clean;
+function* withEnds(lines: Iterable<string>): Generator<string> {
+  for (const l of lines) yield `${l}\r\n`;
 }
 
 function messages(n: number): string {

@@ -2,27 +2,10 @@
 // too-long lines, exact reads, end of stream, timeouts and interrupts, flush-before-wait.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
+import { FakeSocket } from "../testing/fake-socket.js";
 import { DotDecoder } from "./dot-decoder.js";
 import { ReaderInterrupted, ReaderTimeout, SocketReader } from "./socket-reader.js";
-
-class FakeSocket extends EventEmitter {
-  paused = false;
-  timeout = 0;
-  setTimeout(ms: number) {
-    this.timeout = ms;
-  }
-  pause() {
-    this.paused = true;
-  }
-  resume() {
-    this.paused = false;
-  }
-  push(s: string | Buffer) {
-    this.emit("data", typeof s === "string" ? Buffer.from(s, "latin1") : s);
-  }
-}
 
 function setup() {
   const sock = new FakeSocket();

@@ -88,6 +88,25 @@ export class SocketReader {
     for (const [ev, fn] of Object.entries(this.handlers)) socket.on(ev, fn as never);
   }
 
+  /**
+   * Waits up to ms for the peer to send anything, without consuming it (an SMTP greeting pause).
+   * "input" when bytes arrived, "closed" when the peer went away silently, "quiet" otherwise.
+   */
+  async waitForInput(ms: number): Promise<"input" | "closed" | "quiet"> {
+    const deadline = Date.now() + ms;
+    while (this.buffered === 0 && !this.ended) {
+      const left = deadline - Date.now();
+      if (left <= 0) return "quiet";
+      this.check();
+      // setTimeout holds at most 2^31-1 ms; a longer pause simply goes round the loop again.
+      const timer = setTimeout(() => this.notify(), Math.min(left, 2 ** 31 - 1));
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      clearTimeout(timer);
+      this.check();
+    }
+    return this.buffered > 0 ? "input" : "closed";
+  }
+
   /** Reads one line (LF or CRLF terminated, terminator removed). Null at end of stream. */
   async readLine(max: number): Promise<LineResult> {
     let discarding = false;

@@ -1,6 +1,9 @@
 // Accepts TCP connections on configured addresses and runs one session per connection, for any
 // protocol. Enforces the connection limit and drives graceful shutdown: stop accepting, ask every
-// session to finish (bounded by a grace period), then destroy what is left.
+// session to finish (bounded by a grace period), then destroy what is left. Near the process's
+// open-file limit (ulimit -n) it refuses new connections itself, with a log line, because libuv
+// silently accepts and closes connections when accept() fails with EMFILE.
+import fs from "node:fs";
 import net from "node:net";
 import type { Logger } from "../core/log.js";
 import { splitHostPort } from "../config/schema.js";
@@ -9,6 +12,8 @@ export interface Session {
   run(): Promise<void>;
   /** Finish soon: idle sessions close now, busy ones after their current transaction. */
   shutdown(): void;
+  /** The grace period is over: the connection is cut right after this (for the session's log). */
+  cut(): void;
 }
 
 export interface ListenerOptions {
@@ -28,9 +33,35 @@ export interface BoundAddress {
 
 let sessionCounter = 0;
 
+/** File descriptors kept free for what sessions open (Maildir files, the database, logs). */
+const FD_RESERVE = 24;
+/** At most one "open-file limit" warning per listener in this many milliseconds. */
+const FD_WARN_INTERVAL_MS = 10_000;
+
+/** The soft RLIMIT_NOFILE from /proc/self/limits, or null where that cannot be read (not Linux). */
+function openFileLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+function openFiles(): number | null {
+  try {
+    return fs.readdirSync("/proc/self/fd").length;
+  } catch {
+    return null;
+  }
+}
+
 export class TcpListener {
   private readonly servers: net.Server[] = [];
   private readonly sessions = new Map<Session, net.Socket>();
+  private readonly fdLimit = openFileLimit();
+  private lastFdWarning = 0;
+  private refusedForFds = 0;
 
   constructor(
     private readonly opts: ListenerOptions,
@@ -53,7 +84,10 @@ export class TcpListener {
           resolve();
         });
       });
-      server.on("error", (err) => this.log.error({ err, listener: this.opts.name }, "listener error"));
+      // Accept errors (EMFILE when libuv cannot even shed the connection, ENFILE, ENOMEM) land here;
+      // the server keeps listening.
+      server.on("error", (err: NodeJS.ErrnoException) => this.log.error({ err, code: err.code, listener: this.opts.name }, "listener error: cannot accept a connection"));
+      server.on("drop", (data) => this.log.warn({ listener: this.opts.name, peer: data?.remoteAddress }, "connection dropped by the listener"));
       const info = server.address() as net.AddressInfo;
       bound.push({ name: this.opts.name, host: info.address, port: info.port });
       this.log.info({ listener: this.opts.name, address: info.address, port: info.port }, "listening");
@@ -66,8 +100,23 @@ export class TcpListener {
     socket.on("error", () => undefined); // reported through the session's reader
     if (this.sessions.size >= this.opts.maxConnections) {
       this.log.warn({ listener: this.opts.name, peer: socket.remoteAddress }, "connection limit reached");
+      this.turnAway(socket);
+      return;
+    }
+    if (this.nearFdLimit()) {
+      this.refusedForFds++;
+      const now = Date.now();
+      if (now - this.lastFdWarning >= FD_WARN_INTERVAL_MS) {
+        this.lastFdWarning = now;
+        this.log.warn(
+          { listener: this.opts.name, peer: socket.remoteAddress, open_files: openFiles(), limit: this.fdLimit, refused: this.refusedForFds },
+          "open-file limit (ulimit -n) nearly reached: refusing connections",
+        );
+        this.refusedForFds = 0;
+      }
+      // Closed at once, not after a grace period: each refused socket would hold a descriptor.
       socket.end(this.opts.busyReply);
-      setTimeout(() => socket.destroy(), 2000).unref();
+      socket.destroy();
       return;
     }
     const log = this.log.child({ session: (++sessionCounter).toString(36), listener: this.opts.name });
@@ -84,6 +133,18 @@ export class TcpListener {
       });
   }
 
+  private turnAway(socket: net.Socket): void {
+    socket.end(this.opts.busyReply);
+    setTimeout(() => socket.destroy(), 2000).unref();
+  }
+
+  /** True when the accepted socket leaves fewer than FD_RESERVE descriptors below the limit. */
+  private nearFdLimit(): boolean {
+    if (this.fdLimit === null) return false;
+    const open = openFiles();
+    return open !== null && open > this.fdLimit - FD_RESERVE;
+  }
+
   /** Stops accepting, lets sessions finish for up to graceMs, then cuts the rest. */
   async stop(graceMs: number): Promise<void> {
     // close() stops accepting at once; its callback waits for the open connections to end.
@@ -91,7 +152,10 @@ export class TcpListener {
     for (const s of this.sessions.keys()) s.shutdown();
     const deadline = Date.now() + graceMs;
     while (this.sessions.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const sock of this.sessions.values()) sock.destroy();
+    for (const [session, sock] of this.sessions) {
+      session.cut();
+      sock.destroy();
+    }
     while (this.sessions.size) await new Promise((r) => setTimeout(r, 10));
     await closed;
   }

@@ -12,12 +12,19 @@ export interface CommandRow {
   readonly allowedIn: readonly SessionState[];
   /** Replies for states outside allowedIn; others get 503 5.5.1 Bad sequence of commands. */
   readonly refuse?: Partial<Record<SessionState, Reply>>;
-  /** NOOP-like commands counted against limits.max_junk_commands. */
+  /**
+   * Commands that cannot lead to a delivery, counted against limits.max_junk_commands (reset only
+   * when a message is delivered). Every other command is bounded elsewhere: MAIL/RCPT/DATA/BDAT
+   * by the error cap, limits.max_recipients and the delivery that resets the count, QUIT by ending.
+   */
   readonly junk?: boolean;
+  /** Not SMTP at all (HTTP verbs): answered 221 2.7.0 and the connection closed; run gets the whole line. */
+  readonly nonSmtp?: boolean;
   run(session: SmtpSession, arg: string): Promise<void> | void;
 }
 
 const ANY = STATES;
+const NON_SMTP_VERBS = ["GET", "POST", "CONNECT", "HEAD", "PUT", "OPTIONS", "DELETE"] as const;
 const needHelo = reply(503, "5.5.1", "Error: send HELO/EHLO first");
 const needMail = reply(503, "5.5.1", "Error: need MAIL command");
 const needRcpt = reply(554, "5.5.1", "Error: no valid recipients");
@@ -25,8 +32,8 @@ const inBdat = reply(503, "5.5.1", "Error: BDAT transfer in progress; send BDAT 
 const notImplemented = reply(502, "5.5.1", "Error: command not implemented");
 
 const rows: CommandRow[] = [
-  { verb: "EHLO", allowedIn: ANY, run: (s, a) => s.hello(a, true) },
-  { verb: "HELO", allowedIn: ANY, run: (s, a) => s.hello(a, false) },
+  { verb: "EHLO", allowedIn: ANY, junk: true, run: (s, a) => s.hello(a, true) },
+  { verb: "HELO", allowedIn: ANY, junk: true, run: (s, a) => s.hello(a, false) },
   {
     verb: "MAIL",
     allowedIn: ["idle"],
@@ -35,8 +42,10 @@ const rows: CommandRow[] = [
   },
   { verb: "RCPT", allowedIn: ["mail", "rcpt"], refuse: { init: needHelo, idle: needMail, bdat: inBdat }, run: (s, a) => s.rcpt(a) },
   { verb: "DATA", allowedIn: ["rcpt"], refuse: { init: needHelo, idle: needMail, mail: needRcpt, bdat: inBdat }, run: (s, a) => s.data(a) },
-  // BDAT in "mail" must still read its bytes, so the session refuses it after consuming them.
-  { verb: "BDAT", allowedIn: ["mail", "rcpt", "bdat"], refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
+  // BDAT must read its chunk even where it is refused (RFC 3030 §2), or the chunk's bytes would be
+  // taken for commands; so it runs in every state and the session refuses after consuming them
+  // (with these replies before HELO and MAIL).
+  { verb: "BDAT", allowedIn: ANY, refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
   { verb: "RSET", allowedIn: ANY, junk: true, run: (s, a) => s.rset(a) },
   { verb: "NOOP", allowedIn: ANY, junk: true, run: (s) => s.send(reply(250, "2.0.0", "Ok")) },
   { verb: "QUIT", allowedIn: ANY, run: (s) => s.quit() },
@@ -45,9 +54,19 @@ const rows: CommandRow[] = [
   { verb: "EXPN", allowedIn: ANY, junk: true, run: (s, a) => s.expn(a) },
   // Obsolete or unsafe verbs that RFC 5321 names: recognised, not implemented.
   ...["TURN", "SEND", "SOML", "SAML"].map((verb): CommandRow => ({ verb, allowedIn: ANY, run: (s) => s.respond(notImplemented) })),
+  // A web client or proxy aimed at port 25 (cross-protocol attacks): Postfix's smtpd_forbidden_commands.
+  ...NON_SMTP_VERBS.map((verb): CommandRow => ({ verb, allowedIn: ANY, nonSmtp: true, run: (s, line) => s.nonSmtp(line) })),
 ];
 
 export const COMMANDS: ReadonlyMap<string, CommandRow> = new Map(rows.map((r) => [r.verb, r]));
+
+/** The row for a line that looks like a mail or HTTP header ("Host: x", "User-Agent: y"). */
+const HEADER_LINE: CommandRow = { verb: "(header)", allowedIn: ANY, nonSmtp: true, run: (s, line) => s.nonSmtp(line) };
+
+/** The row a command line's verb names, or the header row for a header-like line; undefined otherwise. */
+export function commandFor(verb: string, line: string): CommandRow | undefined {
+  return COMMANDS.get(verb) ?? (/^[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*:/.test(line) ? HEADER_LINE : undefined);
+}
 
 export const HELP_TEXT = [
   "Petrel SMTP commands:",

@@ -2,6 +2,7 @@
 // and ESMTP parameters (RFC 5321 §4.1.2 esmtp-param). A space after the colon is tolerated, as
 // common clients send it. Returns a reply instead of throwing for every malformed input.
 import { reply, type Reply } from "../core/reply.js";
+import { printable } from "../protocol/wire-text.js";
 
 export interface MailArgs {
   /** The path text including its angle brackets. */
@@ -40,10 +41,10 @@ export function parseMailArgs(arg: string, prefix: "FROM:" | "TO:"): MailArgs | 
     const eq = token.indexOf("=");
     const key = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? null : token.slice(eq + 1);
-    if (!KEYWORD.test(key) || (value !== null && !VALUE.test(value))) return reply(501, "5.5.4", `Bad parameter syntax: ${token}`);
+    if (!KEYWORD.test(key) || (value !== null && !VALUE.test(value))) return reply(501, "5.5.4", `Bad parameter syntax: ${printable(token)}`);
     // A flag repeated changes nothing, and Python's smtplib sends "SMTPUTF8 SMTPUTF8" when the caller
     // asks for it and the addresses need it too; a keyword with a value may appear only once.
-    if (params.has(key) && (value !== null || params.get(key) !== null)) return reply(501, "5.5.4", `Parameter given twice: ${key}`);
+    if (params.has(key) && (value !== null || params.get(key) !== null)) return reply(501, "5.5.4", `Parameter given twice: ${printable(key)}`);
     params.set(key, value);
   }
   return { path, params };

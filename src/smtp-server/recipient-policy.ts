@@ -1,8 +1,10 @@
 // Decides what SMTP says about an address: RCPT TO acceptance (never an open relay), VRFY and EXPN
 // (RFC 5321 §3.5, §4.1.1.6-7; codes 250/251/551/553/550/252/502). Reads the account store on every
-// call, so CLI changes take effect at once.
+// call, so CLI changes take effect at once. VRFY/EXPN match full addresses or exact local parts
+// unless smtp.vrfy_search allows partial names; an ambiguous answer names at most a few candidates.
 import { parseAddress, formatAddress, type Address } from "../core/address.js";
 import { reply, type Reply } from "../core/reply.js";
+import { printable } from "../protocol/wire-text.js";
 import { resolveRecipient, type Route } from "../delivery/recipient-resolver.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
 
@@ -10,7 +12,14 @@ export interface PolicyOptions {
   readonly vrfy: boolean;
   readonly expn: boolean;
   readonly forwardOffsite: boolean;
+  /** smtp.vrfy_search: VRFY/EXPN by partial local part or display name (default off). */
+  readonly search?: boolean;
+  /** The local domains, in config order: where a bare local part is looked up. */
+  readonly domains?: readonly string[];
 }
+
+/** Candidates named in a 553 "Ambiguous" answer; the rest are only counted. */
+export const MAX_CANDIDATES = 5;
 
 export interface RecipientDecision {
   readonly reply: Reply;
@@ -83,23 +92,43 @@ export class RecipientPolicy {
     return e.kind === "alias" && route.local.length === 0 && route.remote.length === 1 ? route.remote[0]! : null;
   }
 
-  /** Finds the entry a VRFY/EXPN argument names: a full address, or a (partial) name. */
+  /**
+   * Finds the entry a VRFY/EXPN argument names: a full address, or a local part that is exactly
+   * some user's, list's or alias's in a local domain; partial and display names with vrfy_search.
+   */
   private find(arg: string): { entry: Entry } | Reply {
     let text = arg.trim();
     if (text.startsWith("<") && text.endsWith(">")) text = text.slice(1, -1);
     if (text === "") return reply(501, "5.5.4", "Syntax: VRFY/EXPN address or name");
     if (text.includes("@")) {
       const a = parseAddress(text);
-      if (!a) return reply(501, "5.1.3", `Bad address syntax: ${text}`);
-      if (!this.store.isLocalDomain(a.domain)) return reply(550, "5.1.2", `<${text}>: Not a local domain`);
+      if (!a) return reply(501, "5.1.3", `Bad address syntax: ${printable(text)}`);
+      if (!this.store.isLocalDomain(a.domain)) return reply(550, "5.1.2", `<${printable(text)}>: Not a local domain`);
       const e = this.store.lookup(formatAddress(a));
-      return e ? { entry: e } : reply(550, "5.1.1", `<${text}>: User unknown`);
+      return e ? { entry: e } : reply(550, "5.1.1", `<${printable(text)}>: User unknown`);
     }
-    const { exact, partial } = this.store.search(text);
-    const candidates = exact.length ? exact : partial;
+    let candidates: Entry[];
+    if (this.opts.search) {
+      const { exact, partial } = this.store.search(text);
+      candidates = exact.length ? exact : partial;
+    } else {
+      candidates = this.exactLocalPart(text);
+    }
     if (candidates.length === 1) return { entry: candidates[0]! };
-    if (candidates.length === 0) return reply(550, "5.1.1", `${text}: No such user or list`);
-    return reply(553, "5.1.4", "Ambiguous; possibilities are", ...candidates.map(describe));
+    if (candidates.length === 0) return reply(550, "5.1.1", `${printable(text)}: No such user or list`);
+    const more = candidates.length - MAX_CANDIDATES;
+    return reply(553, "5.1.4", "Ambiguous; possibilities are", ...candidates.slice(0, MAX_CANDIDATES).map(describe), ...(more > 0 ? [`and ${more} more`] : []));
+  }
+
+  /** Entries named local@domain for each local domain: one indexed lookup per domain, no scan. */
+  private exactLocalPart(local: string): Entry[] {
+    const found: Entry[] = [];
+    for (const domain of this.opts.domains ?? []) {
+      const a = parseAddress(`${local}@${domain}`);
+      const e = a && this.store.lookup(formatAddress(a));
+      if (e) found.push(e);
+    }
+    return found;
   }
 }
 

@@ -27,7 +27,24 @@ interface Stored {
   committed: boolean;
 }
 
-async function converse(input: string, opts: Partial<SmtpSessionOptions> = {}) {
+interface ConverseOptions extends Partial<SmtpSessionOptions> {
+  readonly firstAlone?: boolean;
+}
+
+/** The EHLO answer of the session under test, line by line. */
+const ehloReply = (name: string) => [
+  `250-mx.test Hello ${name} [127.0.0.1]`,
+  "250-PIPELINING",
+  "250-SIZE 1000",
+  "250-8BITMIME",
+  "250-ENHANCEDSTATUSCODES",
+  "250-SMTPUTF8",
+  "250-CHUNKING",
+  "250 HELP",
+];
+const EHLO_C = ehloReply("c");
+
+async function converse(input: string, opts: ConverseOptions = {}) {
   const stored: Stored[] = [];
   const store = {
     async open(env: Envelope) {
@@ -61,7 +78,15 @@ async function converse(input: string, opts: Partial<SmtpSessionOptions> = {}) {
   let out = "";
   client.on("data", (d) => (out += d.toString("latin1")));
   await new Promise((r) => client.once("connect", r));
-  client.write(input);
+  // The first line goes alone and waits for its reply: a client may pipeline only once EHLO has
+  // offered PIPELINING (RFC 2920 §3.1); the tests of unauthorised pipelining pass firstAlone=false.
+  const nl = input.indexOf("\n") + 1;
+  const firstAlone = opts.firstAlone ?? true;
+  client.write(firstAlone ? input.slice(0, nl) : input);
+  if (firstAlone && nl < input.length) {
+    while (!/^\d{3} [^\r]*\r\n(?:\d{3}-[^\r]*\r\n)*\d{3} [^\r]*\r\n/.test(out)) await new Promise((r) => setTimeout(r, 2));
+    client.write(input.slice(nl));
+  }
   await new Promise((r) => client.once("close", r));
   server.close();
   return { replies: out.split("\r\n").filter(Boolean), stored };
@@ -74,14 +99,7 @@ test("a pipelined transaction: replies in order, content unstuffed, envelope pas
   );
   assert.deepEqual(replies, [
     "220 mx.test ESMTP Petrel",
-    "250-mx.test Hello client.test [127.0.0.1]",
-    "250-PIPELINING",
-    "250-SIZE 1000",
-    "250-8BITMIME",
-    "250-ENHANCEDSTATUSCODES",
-    "250-SMTPUTF8",
-    "250-CHUNKING",
-    "250 HELP",
+    ...ehloReply("client.test"),
     "250 2.1.0 Ok",
     "250 2.1.5 Ok",
     "550 5.1.1 User unknown",
@@ -97,14 +115,15 @@ test("a pipelined transaction: replies in order, content unstuffed, envelope pas
 });
 
 test("sequence errors, limits and the error cap", async () => {
-  const { replies } = await converse(
-    "MAIL FROM:<a@x.test>\r\nHELO c\r\nRCPT TO:<b@local.test>\r\nMAIL FROM:<a@x.test> SIZE=5000\r\nMAIL FROM:<a@x.test>\r\nDATA\r\n" +
+  const { replies } = await converse("MAIL FROM:<a@x.test>\r\nQUIT\r\n");
+  assert.deepEqual(replies, ["220 mx.test ESMTP Petrel", "503 5.5.1 Error: send HELO/EHLO first", "221 2.0.0 Bye"]);
+  const { replies: more } = await converse(
+    "EHLO c\r\nRCPT TO:<b@local.test>\r\nMAIL FROM:<a@x.test> SIZE=5000\r\nMAIL FROM:<a@x.test>\r\nDATA\r\n" +
       "RCPT TO:<b@local.test>\r\nRCPT TO:<c@local.test>\r\nRCPT TO:<d@local.test>\r\nTURN\r\nBOGUS\r\nNOOP\r\n",
   );
-  assert.deepEqual(replies, [
+  assert.deepEqual(more, [
     "220 mx.test ESMTP Petrel",
-    "503 5.5.1 Error: send HELO/EHLO first",
-    "250 mx.test",
+    ...EHLO_C,
     "503 5.5.1 Error: need MAIL command",
     "552 5.3.4 Message size exceeds fixed maximum message size",
     "250 2.1.0 Ok",
@@ -113,6 +132,7 @@ test("sequence errors, limits and the error cap", async () => {
     "250 2.1.5 Ok",
     "452 4.5.3 Error: too many recipients",
     "502 5.5.1 Error: command not implemented",
+    "500 5.5.2 Error: command not recognized",
     "421 4.7.0 mx.test Error: too many errors, closing connection",
   ]);
   void replies;
@@ -120,17 +140,16 @@ test("sequence errors, limits and the error cap", async () => {
 
 test("a message over the size limit is refused after its end and the session goes on", async () => {
   const { replies, stored } = await converse(
-    "HELO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@local.test>\r\nDATA\r\n" + "x".repeat(2000) + "\r\n.\r\nNOOP\r\nQUIT\r\n",
+    "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@local.test>\r\nDATA\r\n" + "x".repeat(2000) + "\r\n.\r\nNOOP\r\nQUIT\r\n",
   );
   assert.deepEqual(replies.slice(-4), ["354 End data with <CR><LF>.<CR><LF>", "552 5.3.4 Message size exceeds fixed maximum message size", "250 2.0.0 Ok", "221 2.0.0 Bye"]);
   assert.equal(stored[0]!.committed, false);
 });
 
 test("too many NOOP-like commands without a message end the session with 421 4.7.0", async () => {
-  const { replies } = await converse("HELO c\r\n" + "NOOP\r\n".repeat(4) + "RSET\r\nVRFY x\r\n", { maxJunkCommands: 5 });
+  const { replies } = await converse("EHLO c\r\n" + "NOOP\r\n".repeat(3) + "RSET\r\nVRFY x\r\n", { maxJunkCommands: 5 });
   assert.deepEqual(replies.slice(1), [
-    "250 mx.test",
-    "250 2.0.0 Ok",
+    ...EHLO_C,
     "250 2.0.0 Ok",
     "250 2.0.0 Ok",
     "250 2.0.0 Ok",
@@ -153,11 +172,18 @@ test("random bytes never crash the session: every line is answered, QUIT still w
     }
     const verb = verbs[rnd(verbs.length)]!;
     if (verb === "DATA" || verb === "BDAT") continue; // would swallow the following lines as content
+    // HELO withdraws PIPELINING and a header-like line closes the session: both by design.
+    if (verb === "HELO" || /^[A-Za-z][A-Za-z0-9-]*:/.test(verb + junk)) continue;
     input += `${verb}${junk}\r\n`;
     lines++;
   }
-  const { replies } = await converse(input + "QUIT\r\n", { maxErrors: 1000, maxJunkCommands: 1000 });
+  const { replies } = await converse("EHLO c\r\n" + input + "QUIT\r\n", { maxErrors: 1000, maxJunkCommands: 1000 });
   const finals = replies.filter((r) => /^\d{3} /.test(r));
-  assert.equal(finals.length, 1 + lines + 1, "greeting + one reply per line + QUIT");
+  assert.equal(finals.length, 2 + lines + 1, "greeting + EHLO + one reply per line + QUIT");
   assert.equal(finals.at(-1), "221 2.0.0 Bye");
+});
+
+test("a BDAT refused before MAIL still consumes its chunk: the chunk's bytes are never taken for commands", async () => {
+  const { replies } = await converse("EHLO c\r\nBDAT 12\r\nNOOP\r\nNOOP\r\nQUIT\r\n");
+  assert.deepEqual(replies.slice(1 + EHLO_C.length), ["503 5.5.1 Error: need MAIL command", "221 2.0.0 Bye"]);
 });

@@ -1,16 +1,20 @@
 // One SMTP connection (RFC 5321): reads command lines, dispatches them through the command table,
 // and owns at most one Transaction. Policy (who may receive) and storage (the spool) come in through
-// small interfaces. Replies are queued and written once per batch of pipelined commands (RFC 2920).
+// small interfaces. Replies are queued and written once per batch of pipelined commands (RFC 2920);
+// no command is read while unread replies pile up (bounded memory per connection). Refuses clients
+// that talk before the greeting, pipeline without PIPELINING (RFC 2920 §3.1) or speak HTTP.
 import type { Socket } from "node:net";
+import { domainToASCII } from "node:url";
 import { isAscii, parsePath, formatAddress, type Address } from "../core/address.js";
-import { formatReply, reply, replyText, type Reply } from "../core/reply.js";
+import { formatReply, reply, replyLines, replyText, type Reply } from "../core/reply.js";
 import type { Logger } from "../core/log.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
+import { decodeUtf8, hasControlChars, printable } from "../protocol/wire-text.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { RecipientDecision } from "./recipient-policy.js";
-import { COMMANDS, HELP_TEXT, refusal, type SessionState } from "./commands.js";
+import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
 import { Transaction } from "./transaction.js";
 
@@ -25,6 +29,8 @@ export interface SmtpSessionOptions {
   readonly bareLineEndings: BareMode;
   /** The domain that a bare <Postmaster> (RFC 5321 §4.5.1) belongs to. */
   readonly postmasterDomain: string;
+  /** smtp.greet_pause: "220-" first, then this long before "220 "; a client talking meanwhile is refused. */
+  readonly greetPauseMs?: number;
 }
 
 export interface SmtpPolicy {
@@ -59,6 +65,8 @@ export class SmtpSession {
   private junk = 0;
   private shuttingDown = false;
   private readingCommand = false;
+  /** Why the connection ended, for the log line of a transaction it cut short. */
+  private endReason = "disconnected";
   private readonly peer: string;
 
   constructor(
@@ -88,15 +96,23 @@ export class SmtpSession {
     if (this.readingCommand && !this.transaction) this.reader.interrupt("shutdown");
   }
 
+  /** The shutdown grace period is over and the listener cuts the connection. */
+  cut(): void {
+    this.endReason = "cut at shutdown";
+  }
+
   async run(): Promise<void> {
-    this.send(reply(220, undefined, `${this.opts.hostname} ESMTP Petrel`));
     try {
+      if (!(await this.greet())) return;
       while (!this.closed) {
         if (this.shuttingDown && !this.transaction) {
           this.send(reply(421, "4.3.2", `${this.opts.hostname} Service shutting down, closing connection`));
+          this.endReason = "shutdown";
           break;
         }
         this.reader.setTimeout(this.opts.commandTimeoutMs);
+        // Backpressure: no next command while the peer leaves our replies unread.
+        await this.replies.ready();
         this.readingCommand = true;
         const line = await this.reader.readLine(MAX_COMMAND_LINE);
         this.readingCommand = false;
@@ -105,36 +121,102 @@ export class SmtpSession {
           this.error(reply(500, "5.5.2", "Error: line too long"));
           continue;
         }
-        await this.dispatch(line.toString("utf8"));
+        await this.dispatch(line);
       }
     } catch (err) {
-      if (err instanceof ReaderTimeout) this.send(reply(421, "4.4.2", `${this.opts.hostname} Error: timeout exceeded`));
-      else if (err instanceof ReaderInterrupted) this.send(reply(421, "4.3.2", `${this.opts.hostname} Service shutting down, closing connection`));
-      else if (!(err instanceof ReaderClosed)) {
+      if (err instanceof ReaderTimeout) {
+        this.endReason = "timeout";
+        this.send(reply(421, "4.4.2", `${this.opts.hostname} Error: timeout exceeded`));
+      } else if (err instanceof ReaderInterrupted) {
+        if (this.endReason === "disconnected") this.endReason = "shutdown";
+        this.send(reply(421, "4.3.2", `${this.opts.hostname} Service shutting down, closing connection`));
+      } else if (!(err instanceof ReaderClosed)) {
+        this.endReason = "internal error";
         this.deps.log.error({ err }, "session failed");
         this.send(reply(421, "4.3.0", `${this.opts.hostname} Error: internal error, closing connection`));
       }
     } finally {
-      await this.endTransaction("disconnected");
+      await this.endTransaction(this.endReason);
       this.close();
     }
   }
 
-  private async dispatch(line: string): Promise<void> {
-    const sp = line.indexOf(" ");
-    const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
-    const arg = sp < 0 ? "" : line.slice(sp + 1);
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) return this.error(reply(500, "5.5.2", "Error: bad characters in command"));
-    const row = COMMANDS.get(verb);
-    if (!row) return this.error(reply(500, "5.5.2", line.trim() === "" ? "Error: bad syntax" : "Error: command not recognized"));
-    if (row.junk && ++this.junk > this.opts.maxJunkCommands) {
-      this.send(reply(421, "4.7.0", `${this.opts.hostname} Error: too many commands without mail, closing connection`));
-      this.closed = true;
-      return;
+  /**
+   * The 220 greeting. With a greet pause, "220-" goes first and a client that talks before the
+   * final "220 " (a spam bot that does not wait) is refused 554 5.5.0 and closed. False: closed.
+   */
+  private async greet(): Promise<boolean> {
+    const banner = `${this.opts.hostname} ESMTP Petrel`;
+    const pause = this.opts.greetPauseMs ?? 0;
+    if (pause > 0) {
+      this.replies.push(`220-${banner}\r\n`);
+      this.replies.flush();
+      const heard = await this.reader.waitForInput(pause);
+      if (heard === "closed") return false;
+      if (heard === "input") {
+        this.refuseConnection(reply(554, "5.5.0", "Protocol error: talked before the greeting"), "talked before the greeting");
+        return false;
+      }
     }
+    this.send(reply(220, undefined, banner));
+    return true;
+  }
+
+  private async dispatch(raw: Buffer): Promise<void> {
+    // The verb is ASCII in every valid command, so it can be found before the line is decoded.
+    const ascii = raw.toString("latin1");
+    const sp = ascii.indexOf(" ");
+    const verb = (sp < 0 ? ascii : ascii.slice(0, sp)).toUpperCase();
+    const row = commandFor(verb, ascii);
+    if (row?.nonSmtp) return row.run(this, ascii);
+    // RFC 2920 §3.1: without PIPELINING offered (no EHLO yet, or HELO), a client must wait for each
+    // reply; more input already here means it did not (Postfix 3.9 smtpd_forbid_unauth_pipelining).
+    if (!this.pipeliningOffered && this.reader.buffered > 0)
+      return this.refuseConnection(reply(554, "5.5.0", "Error: SMTP protocol synchronization"), "unauthorised pipelining", ascii);
+    const line = decodeUtf8(raw);
+    if (line === null) return this.invalidUtf8(verb);
+    const arg = sp < 0 ? "" : line.slice(line.indexOf(" ") + 1);
+    if (hasControlChars(line)) return this.error(reply(500, "5.5.2", "Error: bad characters in command"));
+    if (!row) return this.error(reply(500, "5.5.2", line.trim() === "" ? "Error: bad syntax" : "Error: command not recognized"));
+    if (row.junk && this.overJunkLimit()) return;
     const state = this.state;
     if (!row.allowedIn.includes(state)) return this.error(refusal(row, state));
     await row.run(this, arg);
+  }
+
+  private get pipeliningOffered(): boolean {
+    return this.esmtp && this.helo !== null;
+  }
+
+  /**
+   * A line that is not UTF-8 (RFC 3629) is refused before anything reads it: a MAIL or RCPT path
+   * gets 553 5.6.7 (RFC 6531 §3.6: the address cannot be used), any other command 500 5.5.2.
+   */
+  private invalidUtf8(verb: string): void {
+    const row = COMMANDS.get(verb);
+    if ((verb === "MAIL" || verb === "RCPT") && row) {
+      if (!row.allowedIn.includes(this.state)) return this.error(refusal(row, this.state));
+      const r = reply(553, "5.6.7", "Address is not valid UTF-8");
+      if (verb === "MAIL") return this.refuseMail(r, "(invalid UTF-8)");
+      this.transaction?.attempts.push({ to: "(invalid UTF-8)", reply: r });
+      return this.error(r);
+    }
+    this.error(reply(500, "5.5.2", "Error: command is not valid UTF-8"));
+  }
+
+  /** Counts a command that cannot lead to a delivery; true when that was one too many (421 sent). */
+  private overJunkLimit(): boolean {
+    if (++this.junk <= this.opts.maxJunkCommands) return false;
+    this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many commands without mail, closing connection`), "too many commands without mail");
+    return true;
+  }
+
+  /** Answers once more and ends the connection, logging why (every refusal is logged at info). */
+  private refuseConnection(r: Reply, why: string, line?: string): void {
+    this.deps.log.info({ peer: this.peer, helo: this.helo, reason: why, reply: replyText(r), ...(line === undefined ? {} : { line: printable(line, 100) }) }, "connection refused");
+    this.endReason = why;
+    this.send(r);
+    this.closed = true;
   }
 
   // ---- replies ----
@@ -146,10 +228,14 @@ export class SmtpSession {
   /** Sends an error reply and counts it; too many errors end the session (421). */
   private error(r: Reply): void {
     this.send(r);
-    if (++this.errors >= this.opts.maxErrors) {
-      this.send(reply(421, "4.7.0", `${this.opts.hostname} Error: too many errors, closing connection`));
-      this.closed = true;
-    }
+    if (++this.errors >= this.opts.maxErrors)
+      this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many errors, closing connection`), "too many errors");
+  }
+
+  /** A refused MAIL command: counted as an error and logged at info with its reason. */
+  private refuseMail(r: Reply, from: string): void {
+    this.deps.log.info({ peer: this.peer, helo: this.helo, from, reason: replyText(r) }, "sender refused");
+    this.error(r);
   }
 
   private close(): void {
@@ -162,7 +248,10 @@ export class SmtpSession {
   async hello(arg: string, extended: boolean): Promise<void> {
     const name = arg.trim();
     if (!name) return this.error(reply(501, "5.5.4", `Syntax: ${extended ? "EHLO" : "HELO"} hostname`));
-    if (!/^[\x21-\x7e\u0080-\uffff]+$/.test(name) || name.length > 255) return this.error(reply(501, "5.5.2", "Error: invalid hostname"));
+    // The line is valid UTF-8 already. Non-ASCII (a U-label, RFC 6531 §3.7.1) only with EHLO, where
+    // SMTPUTF8 is offered; HELO names are ASCII (RFC 5321 §4.1.1.1). No controls, spaces or DEL.
+    const allowed = extended ? /^[\x21-\x7e\u00a0-\u{10ffff}]+$/u : /^[\x21-\x7e]+$/;
+    if (!allowed.test(name) || Buffer.byteLength(name) > 255) return this.error(reply(501, "5.5.2", "Error: invalid hostname"));
     await this.endTransaction("reset by HELO/EHLO");
     this.helo = name;
     this.esmtp = extended;
@@ -171,7 +260,7 @@ export class SmtpSession {
       reply(
         250,
         undefined,
-        `${this.opts.hostname} Hello ${name} [${this.peer}]`,
+        `${this.opts.hostname} Hello ${isAscii(name) ? name : domainToASCII(name) || "unknown"} [${this.peer}]`,
         "PIPELINING",
         `SIZE ${this.opts.maxMessageSize}`,
         "8BITMIME",
@@ -185,26 +274,27 @@ export class SmtpSession {
 
   mail(arg: string): void {
     const parsed = parseMailArgs(arg, "FROM:");
-    if (isReply(parsed)) return this.error(parsed);
+    if (isReply(parsed)) return this.refuseMail(parsed, arg);
+    const refuse = (r: Reply) => this.refuseMail(r, parsed.path);
     let size: number | null = null;
     let utf8 = false;
     for (const [key, value] of parsed.params) {
       if (key === "SIZE") {
-        if (value === null || !/^\d{1,20}$/.test(value)) return this.error(reply(501, "5.5.4", "Bad SIZE parameter"));
+        if (value === null || !/^\d{1,20}$/.test(value)) return refuse(reply(501, "5.5.4", "Bad SIZE parameter"));
         size = Number(value);
-        if (size > this.opts.maxMessageSize) return this.error(reply(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+        if (size > this.opts.maxMessageSize) return refuse(reply(552, "5.3.4", "Message size exceeds fixed maximum message size"));
       } else if (key === "BODY") {
         const v = (value ?? "").toUpperCase();
-        if (v !== "7BIT" && v !== "8BITMIME") return this.error(reply(555, "5.5.4", `Unsupported BODY type: ${value ?? ""}`));
+        if (v !== "7BIT" && v !== "8BITMIME") return refuse(reply(555, "5.5.4", `Unsupported BODY type: ${printable(value ?? "")}`));
       } else if (key === "SMTPUTF8" && value === null) utf8 = true;
-      else return this.error(reply(555, "5.5.4", `Unsupported option: ${key}`));
+      else return refuse(reply(555, "5.5.4", `Unsupported option: ${printable(key)}`));
     }
     const path = parsePath(parsed.path);
-    if (path === null) return this.error(reply(553, "5.1.7", `${parsed.path}: Sender address rejected: bad address syntax`));
+    if (path === null) return refuse(reply(553, "5.1.7", `${printable(parsed.path)}: Sender address rejected: bad address syntax`));
     const sender = path === "null-path" ? "" : formatAddress(path);
-    if (!utf8 && !isAscii(sender)) return this.error(reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
+    if (!utf8 && !isAscii(sender)) return refuse(reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
     this.transaction = new Transaction(this.deps.newId(), sender, size, utf8);
-    this.junk = 0;
+    // The junk count is not reset here (a MAIL/RSET loop would never end): only a delivery resets it.
     this.send(reply(250, "2.1.0", "Ok"));
   }
 
@@ -217,19 +307,21 @@ export class SmtpSession {
       t.attempts.push({ to: given, reply: r });
       this.error(r);
     };
-    if (parsed.params.size) return fail(reply(555, "5.5.4", `Unsupported option: ${[...parsed.params.keys()][0]}`));
+    if (parsed.params.size) return fail(reply(555, "5.5.4", `Unsupported option: ${printable([...parsed.params.keys()][0]!)}`));
     let address: Address | null;
     if (given.toLowerCase() === "postmaster") address = { local: "postmaster", domain: this.opts.postmasterDomain };
     else {
       const p = parsePath(parsed.path);
       address = p === "null-path" ? null : p;
     }
-    if (!address) return fail(reply(501, "5.1.3", `${parsed.path}: Recipient address rejected: bad address syntax`));
+    if (!address) return fail(reply(501, "5.1.3", `${printable(parsed.path)}: Recipient address rejected: bad address syntax`));
     if (!t.smtpUtf8 && !isAscii(given)) return fail(reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
     if (t.recipients.length >= this.opts.maxRecipients) {
       const r = reply(452, "4.5.3", "Error: too many recipients");
       t.attempts.push({ to: given, reply: r });
-      return this.send(r); // not a client error: the client sends the rest later
+      // Not a client error (the client sends the rest later), but it cannot go on forever either.
+      if (this.overJunkLimit()) return;
+      return this.send(r);
     }
     const decision = this.deps.policy.checkRecipient(address);
     if (!decision.route) return fail(decision.reply);
@@ -285,12 +377,14 @@ export class SmtpSession {
     if (!m) return this.error(reply(501, "5.5.4", "Syntax: BDAT size [LAST]"));
     const size = Number(m[1]);
     const last = m[2] !== undefined;
-    const t = this.transaction!;
+    // An empty chunk that is not the last moves nothing forward: a "BDAT 0" loop is junk.
+    if (size === 0 && !last && this.overJunkLimit()) return;
+    const t = this.transaction;
     this.reader.setTimeout(this.opts.dataTimeoutMs);
-    if (t.recipients.length === 0) {
+    if (!t || t.recipients.length === 0) {
       // RFC 3030 §2: the chunk is read even when the command is refused.
       await this.reader.readExact(size, () => undefined);
-      return this.error(reply(554, "5.5.1", "Error: no valid recipients"));
+      return this.error(t ? reply(554, "5.5.1", "Error: no valid recipients") : refusal(COMMANDS.get("BDAT")!, this.state));
     }
     if (!t.bdat) t.bdat = { message: null, size: 0, failed: null };
     const b = t.bdat;
@@ -328,12 +422,18 @@ export class SmtpSession {
 
   quit(): void {
     this.send(reply(221, "2.0.0", "Bye"));
+    this.endReason = "quit";
     this.closed = true;
+  }
+
+  /** An HTTP request or header line sent to the SMTP port: 221 2.7.0 and close (logged). */
+  nonSmtp(line: string): void {
+    this.refuseConnection(reply(221, "2.7.0", "Error: this is an SMTP server, not a web server; closing connection"), "non-SMTP command", line);
   }
 
   help(arg: string): void {
     const topic = arg.trim().toUpperCase();
-    if (topic && !COMMANDS.has(topic)) return this.send(reply(504, "5.5.1", `HELP topic not known: ${topic}`));
+    if (topic && !COMMANDS.has(topic)) return this.send(reply(504, "5.5.1", `HELP topic not known: ${printable(topic)}`));
     this.send(reply(214, "2.0.0", ...(topic ? [`${topic}: see RFC 5321 section 4.1.1`] : HELP_TEXT)));
   }
 
@@ -343,10 +443,13 @@ export class SmtpSession {
     this.respond(asciiUnlessUtf8(this.deps.policy.vrfy(target), target !== arg));
   }
 
-  expn(arg: string): void {
+  async expn(arg: string): Promise<void> {
     const target = withoutSmtpUtf8(arg);
     if (target.trim() === "") return this.error(reply(501, "5.5.4", "Syntax: EXPN list"));
-    this.respond(asciiUnlessUtf8(this.deps.policy.expn(target), target !== arg));
+    const r = asciiUnlessUtf8(this.deps.policy.expn(target), target !== arg);
+    if (r.code >= 500) return this.error(r);
+    // A big list streams with backpressure instead of becoming one string (and one socket buffer).
+    await this.replies.pushAll(replyLines(r));
   }
 
   /** Sends a reply, counting 5xx ones as client errors. */
@@ -368,7 +471,7 @@ export class SmtpSession {
         id: t.id,
         sender: t.sender,
         recipients: t.recipients,
-        helo: this.helo ?? "unknown",
+        helo: this.heloForTrace(t),
         peerAddress: this.peer,
         hostname: this.opts.hostname,
         protocol: this.protocol(),
@@ -378,6 +481,17 @@ export class SmtpSession {
       this.deps.log.error({ err, id: t.id }, "cannot open message for writing");
       return null;
     }
+  }
+
+  /**
+   * The HELO name for the Received header: as given when ASCII or under SMTPUTF8 (it is valid UTF-8
+   * and free of controls, checked in hello()); otherwise its A-label form, so raw 8-bit never reaches
+   * the header of a message that was not sent with SMTPUTF8.
+   */
+  private heloForTrace(t: Transaction): string {
+    const helo = this.helo ?? "unknown";
+    if (isAscii(helo) || t.smtpUtf8) return helo;
+    return domainToASCII(helo) || "unknown";
   }
 
   private async commit(t: Transaction, message: IncomingMessage): Promise<Reply> {
@@ -397,8 +511,9 @@ export class SmtpSession {
   private finishTransaction(t: Transaction, r: Reply, size: number): void {
     this.logTransaction(t, r, size);
     this.transaction = null;
-    if (r.code === 250) this.send(r);
-    else this.error(r);
+    if (r.code !== 250) return this.error(r);
+    this.junk = 0; // as Postfix: only a delivered message resets the junk command count
+    this.send(r);
   }
 
   /** Drops the transaction (RSET, EHLO, disconnect), logging it if MAIL was given. */

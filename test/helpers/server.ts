@@ -17,6 +17,8 @@ export interface StartOptions {
   readonly users?: readonly (readonly [string, string, string?])[];
   readonly domains?: readonly string[];
   readonly hostname?: string;
+  /** Runs the server under `ulimit -n <n>` (a child shell that execs it), for open-file limit tests. */
+  readonly openFileLimit?: number;
 }
 
 export interface TestServer {
@@ -68,7 +70,10 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     const r = petrel(["user", "add", address, "--password-stdin", ...(name ? ["--name", name] : [])], password + "\n");
     if (r.status !== 0) throw new Error(`user add ${address} failed: ${r.stderr}`);
   }
-  const child = spawn(PETREL_BIN, ["serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] });
+  const child =
+    opts.openFileLimit === undefined
+      ? spawn(PETREL_BIN, ["serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn("sh", ["-c", `ulimit -n ${opts.openFileLimit} && exec "$0" serve --config "$1"`, PETREL_BIN, configPath], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
