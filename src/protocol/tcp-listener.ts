@@ -35,6 +35,8 @@ let sessionCounter = 0;
 
 /** File descriptors kept free for what sessions open (Maildir files, the database, logs). */
 const FD_RESERVE = 24;
+/** How long a count of open descriptors is trusted. */
+const FD_RECOUNT_MS = 100;
 /** At most one "open-file limit" warning per listener in this many milliseconds. */
 const FD_WARN_INTERVAL_MS = 10_000;
 
@@ -62,6 +64,8 @@ export class TcpListener {
   private readonly fdLimit = openFileLimit();
   private lastFdWarning = 0;
   private refusedForFds = 0;
+  /** Open descriptors as last counted, when, and connections accepted since (see nearFdLimit). */
+  private fdCount = { open: 0, at: 0, acceptedSince: 0 };
 
   constructor(
     private readonly opts: ListenerOptions,
@@ -138,11 +142,23 @@ export class TcpListener {
     setTimeout(() => socket.destroy(), 2000).unref();
   }
 
-  /** True when the accepted socket leaves fewer than FD_RESERVE descriptors below the limit. */
+  /**
+   * True when the accepted socket leaves fewer than FD_RESERVE descriptors below the limit. Counting
+   * /proc/self/fd costs a read of every entry, so a flood of connections does it at most every
+   * FD_RECOUNT_MS and adds the connections accepted since (each holds one more descriptor).
+   */
   private nearFdLimit(): boolean {
     if (this.fdLimit === null) return false;
-    const open = openFiles();
-    return open !== null && open > this.fdLimit - FD_RESERVE;
+    const now = Date.now();
+    const c = this.fdCount;
+    if (now - c.at >= FD_RECOUNT_MS) {
+      const open = openFiles();
+      if (open === null) return false;
+      this.fdCount = { open, at: now, acceptedSince: 0 };
+      return open > this.fdLimit - FD_RESERVE;
+    }
+    c.acceptedSince++;
+    return c.open + c.acceptedSince > this.fdLimit - FD_RESERVE;
   }
 
   /** Stops accepting, lets sessions finish for up to graceMs, then cuts the rest. */
