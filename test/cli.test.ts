@@ -9,6 +9,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { AccountStore } from "../src/store/account-store.js";
 import { runProgram, type ProgramRun } from "./helpers/run.js";
+import { startTestServer } from "./helpers/server.js";
+import { RawSmtp } from "./helpers/smtp-client.js";
 
 // Compiled to dist/test/cli.test.js; the launcher lives in <project>/bin.
 const BIN = fileURLToPath(new URL("../../bin/petrel", import.meta.url));
@@ -527,4 +529,24 @@ test("config validation: names, addresses, files, timers, listeners, PETREL_LOG_
   assert.equal(verbose.status, 1);
   assert.equal(verbose.stdout, "");
   assert.equal(verbose.stderr, 'petrel: Invalid PETREL_LOG_LEVEL "verbose": expected one of trace, debug, info, warn, error, fatal, silent\n');
+});
+
+test("serve keeps files private: data_dir 0700, petrel.db and its -wal/-shm 0600, Maildir folders 0700", async (t) => {
+  const server = await startTestServer();
+  t.after(() => server.stop());
+  const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
+  assert.equal(mode(server.dataDir), "700");
+  for (const f of ["petrel.db", "petrel.db-wal", "petrel.db-shm"]) assert.equal(mode(path.join(server.dataDir, f)), "600", f);
+  // A delivery creates mailboxes/ under the server's umask 077.
+  const c = await RawSmtp.connect(server.smtpPort);
+  try {
+    for (const [line, code] of [["", 220], ["EHLO client.test", 250], ["MAIL FROM:<a@client.test>", 250], ["RCPT TO:<postmaster@localhost>", 250], ["DATA", 354], ["Subject: x\r\n\r\nhi\r\n.", 250]] as const) {
+      if (line) c.write(line + "\r\n");
+      assert.equal((await c.reply()).code, code, line);
+    }
+  } finally {
+    c.close();
+  }
+  assert.equal(mode(path.join(server.dataDir, "mailboxes")), "700");
+  assert.equal(mode(path.join(server.dataDir, "mailboxes", "localhost", "postmaster", "new")), "700");
 });

@@ -1,7 +1,7 @@
 // Decides what SMTP says about an address: RCPT TO acceptance (never an open relay), VRFY and EXPN
 // (RFC 5321 §3.5, §4.1.1.6-7; codes 250/251/551/553/550/252/502). Reads the account store on every
 // call, so CLI changes take effect at once; the session caches decisions per transaction.
-import { canonical, parseAddress, formatAddress, type Address } from "../core/address.js";
+import { parseAddress, formatAddress, type Address } from "../core/address.js";
 import { reply, type Reply } from "../core/reply.js";
 import { findEntry, resolveRecipient, type Route } from "../delivery/recipient-resolver.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
@@ -42,7 +42,8 @@ export class RecipientPolicy {
       cache.decisions.clear();
       cache.version = version;
     }
-    const key = canonical(a);
+    // Keyed by the address as given: the reply echoes it.
+    const key = formatAddress(a);
     let d = cache.decisions.get(key);
     if (!d) cache.decisions.set(key, (d = this.decide(a)));
     return d;
