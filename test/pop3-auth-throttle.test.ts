@@ -8,6 +8,11 @@ import { RawPop3 } from "./helpers/pop3-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 
+const USERS = [
+  ["alice@localhost", "alice-pw"],
+  ["bob@localhost", "bob-pw"],
+] as const;
+
 async function login(server: TestServer, from: string, user: string, password: string): Promise<string> {
   const { client } = await RawPop3.open(server.pop3Port!, from);
   try {
@@ -22,11 +27,7 @@ describe("login failure throttle", () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer({
-      users: [
-        ["alice@localhost", "alice-pw"],
-        ["bob@localhost", "bob-pw"],
-        ["carol@localhost", "carol-pw"],
-      ],
+      users: [...USERS, ["carol@localhost", "carol-pw"]],
       toml: "[limits]\nauth_failures_per_account = 3\nauth_failures_per_ip = 5\nauth_failure_window = 600\n[pop3]\nauth_failure_delay = 0\n",
     });
   });
@@ -80,10 +81,7 @@ describe("login cost does not starve delivery", () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer({
-      users: [
-        ["alice@localhost", "alice-pw"],
-        ["bob@localhost", "bob-pw"],
-      ],
+      users: USERS,
       // Throttles off, so every guess really costs a scrypt: this measures isolation, not the throttle.
       toml: "[limits]\nmax_connections = 300\nauth_failures_per_account = 1000000\nauth_failures_per_ip = 1000000\n[pop3]\nauth_failure_delay = 0\nmax_auth_failures = 1000000\n",
     });

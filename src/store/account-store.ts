@@ -230,19 +230,7 @@ export class AccountStore {
   /** Adds targets to an alias; "@domain" is the domain's catch-all (any unknown local part). */
   addAlias(alias: string, targets: readonly string[], opts: TargetOptions = {}): void {
     const key = this.aliasKey(alias);
-    const ts = this.targets(targets, key);
-    this.db
-      .transaction(() => {
-        const existing = this.lookup(key);
-        if (existing && existing.kind !== "alias") throw new UsageError(`${key} already exists as ${article(existing.kind)}`);
-        if (!opts.force) this.assertTargetsExist(ts, opts.delimiter ?? "");
-        const have = new Set(existing?.kind === "alias" ? existing.targets : []);
-        for (const t of ts) {
-          if (have.has(t)) throw new UsageError(`Alias ${key} already points to ${t}`);
-          this.stmt("INSERT INTO aliases (alias, target) VALUES (?, ?)").run(key, t);
-        }
-      })
-      .immediate();
+    this.addTargets("alias", key, this.targets(targets, key), opts);
   }
 
   deleteAlias(alias: string): void {
@@ -253,16 +241,21 @@ export class AccountStore {
 
   addListMembers(list: string, members: readonly string[], opts: TargetOptions = {}): void {
     const key = canonical(this.localAddress(list));
-    const ms = this.targets(members, key);
+    this.addTargets("list", key, this.targets(members, key), opts);
+  }
+
+  /** One transaction: the entry is (or becomes) of this kind and gains every target, or nothing changes. */
+  private addTargets(kind: "alias" | "list", key: string, targets: readonly string[], opts: TargetOptions): void {
+    const insert = kind === "alias" ? "INSERT INTO aliases (alias, target) VALUES (?, ?)" : "INSERT INTO lists (list, member) VALUES (?, ?)";
     this.db
       .transaction(() => {
         const existing = this.lookup(key);
-        if (existing && existing.kind !== "list") throw new UsageError(`${key} already exists as ${article(existing.kind)}`);
-        if (!opts.force) this.assertTargetsExist(ms, opts.delimiter ?? "");
-        const have = new Set(existing?.kind === "list" ? existing.members : []);
-        for (const m of ms) {
-          if (have.has(m)) throw new UsageError(`${m} is already a member of ${key}`);
-          this.stmt("INSERT INTO lists (list, member) VALUES (?, ?)").run(key, m);
+        if (existing && existing.kind !== kind) throw new UsageError(`${key} already exists as ${article(existing.kind)}`);
+        if (!opts.force) this.assertTargetsExist(targets, opts.delimiter ?? "");
+        const have = new Set(existing?.kind === "alias" ? existing.targets : existing?.kind === "list" ? existing.members : []);
+        for (const t of targets) {
+          if (have.has(t)) throw new UsageError(kind === "alias" ? `Alias ${key} already points to ${t}` : `${t} is already a member of ${key}`);
+          this.stmt(insert).run(key, t);
         }
       })
       .immediate();
