@@ -1,7 +1,7 @@
 // Checks login credentials for POP3 (and, later, SMTP AUTH): the failure throttle first, then the
 // password in the hash worker or the APOP digest (RFC 1939 §7). Trusts the store; trusts nothing the
 // client sent. Account names are keyed ASCII-lowercase, so no Unicode case mapping reaches an account.
-import { asciiLower } from "../core/address.js";
+import { foldCase } from "../core/address.js";
 import { checkApopDigest } from "../pop3-server/apop.js";
 import type { FailureThrottle } from "./failure-throttle.js";
 import type { PasswordVerifier } from "./hash-pool.js";
@@ -28,7 +28,7 @@ export class Authenticator {
   ) {}
 
   async password(peer: string, name: string, password: string): Promise<LoginResult> {
-    const user = asciiLower(name);
+    const user = foldCase(name);
     const verdict = this.throttle.check(peer, user);
     if (verdict.kind === "throttled") return { kind: "throttled", user, scope: verdict.scope };
     const r = await this.verifier.verify(password, this.credentials.passwordHash(user));
@@ -37,7 +37,7 @@ export class Authenticator {
   }
 
   apop(peer: string, name: string, timestamp: string, digest: string): LoginResult {
-    const user = asciiLower(name);
+    const user = foldCase(name);
     const verdict = this.throttle.check(peer, user);
     if (verdict.kind === "throttled") return { kind: "throttled", user, scope: verdict.scope };
     const secret = this.credentials.apopSecret(user);

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import type { Command } from "commander";
 import { loadConfig, SYSTEM_CONFIG, type LoadedConfig } from "../config/load.js";
-import { asciiLower, canonical, parseAddress } from "../core/address.js";
+import { foldCase, canonical, parseAddress } from "../core/address.js";
 import { UsageError } from "../core/errors.js";
 import { AccountStore } from "../store/account-store.js";
 
@@ -29,7 +29,7 @@ export function oneLineErrors(group: Command): Command {
 /** An address as the store keys it, for messages: canonical when it parses, else ASCII-lowercased. */
 export function shown(address: string): string {
   const a = parseAddress(address);
-  return a ? canonical(a) : asciiLower(address);
+  return a ? canonical(a) : foldCase(address);
 }
 
 /** Prints a note on stderr (never stdout, which scripts read). */

@@ -5,7 +5,7 @@
 import net from "node:net";
 import os from "node:os";
 import { z } from "zod";
-import { asciiLower, isValidDomain } from "../core/address.js";
+import { foldCase, isValidDomain } from "../core/address.js";
 import { LOG_LEVELS } from "../core/log.js";
 
 const listenAddress = z
@@ -30,7 +30,7 @@ const hostName = z
 const mailDomain = z
   .string()
   .refine((d) => isValidDomain(d) && !d.startsWith("[") && d.length <= 253, "expected a domain name like example.com (no spaces, @ or /)")
-  .transform(asciiLower);
+  .transform(foldCase);
 
 /** "host:port" or "[v6]:port" with a port 1-65535. */
 const hostPort = z

@@ -1,7 +1,7 @@
 // Mail addresses and SMTP paths (RFC 5321 §4.1.2), with UTF-8 allowed in local parts and domains
 // (RFC 6531). Input comes from the network: every function here returns null instead of throwing.
 // Local parts are matched case-insensitively for local users, as almost every deployed server does;
-// only ASCII letters are folded, so no non-ASCII character (U+212A KELVIN SIGN) can turn into ASCII.
+// no non-ASCII character (U+212A KELVIN SIGN) is ever folded into ASCII.
 
 export interface Address {
   readonly local: string;
@@ -76,17 +76,21 @@ export function formatAddress(a: Address): string {
   return `${a.local}@${a.domain}`;
 }
 
-/** The form used as a key for lookups and mailbox names: ASCII letters of both parts lowercased. */
+/** The form used as a key for lookups and mailbox names: both parts lowercased (see foldCase). */
 export function canonical(a: Address): string {
-  return `${asciiLower(a.local)}@${asciiLower(a.domain)}`;
+  return `${foldCase(a.local)}@${foldCase(a.domain)}`;
 }
 
 /**
- * Lowercases A-Z only. String.prototype.toLowerCase maps U+212A KELVIN SIGN to "k" and U+0130 to
- * "i" + U+0307, so a non-ASCII name could reach an ASCII account (or its throttle) under another key.
+ * Lowercases for lookup keys, character by character, except where a non-ASCII character would
+ * become ASCII: toLowerCase maps U+212A KELVIN SIGN to "k" and U+0130 to "i" + U+0307, so another
+ * name could reach an ASCII account (or its login throttle). Ü still folds to ü.
  */
-export function asciiLower(text: string): string {
-  return text.replace(/[A-Z]+/g, (s) => s.toLowerCase());
+export function foldCase(text: string): string {
+  return text.replace(/[A-Z]+|[^\x00-\x7f]/gu, (s) => {
+    const lower = s.toLowerCase();
+    return s.charCodeAt(0) > 0x7f && /[\x00-\x7f]/.test(lower) ? s : lower;
+  });
 }
 
 /** True when the address is pure ASCII (needs no SMTPUTF8). */

@@ -3,7 +3,7 @@
 // with no entry of its own may still reach one by plus-addressing (alice+tag@ → alice@, the
 // smtp.recipient_delimiter), as postmaster@ (RFC 5321 §4.5.1), or through the domain's catch-all
 // ("@domain" alias). A tree deeper than MAX_DEPTH is refused whole, never delivered in part.
-import { asciiLower, canonical, parseAddress, type Address } from "../core/address.js";
+import { foldCase, canonical, parseAddress, type Address } from "../core/address.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
 
 export interface Route {
@@ -48,9 +48,9 @@ export function findEntry(store: AccountStore, a: Address, opts: ResolverOptions
   const key = canonical(a);
   const exact = store.lookup(key);
   if (exact) return { entry: exact, source: "exact" };
-  const domain = asciiLower(a.domain);
+  const domain = foldCase(a.domain);
   const cut = opts.delimiter ? a.local.indexOf(opts.delimiter) : -1;
-  const base = cut > 0 ? `${asciiLower(a.local.slice(0, cut))}@${domain}` : null;
+  const base = cut > 0 ? `${foldCase(a.local.slice(0, cut))}@${domain}` : null;
   const viaDelimiter = base === null ? null : store.lookup(base);
   if (viaDelimiter) return { entry: viaDelimiter, source: "delimiter" };
   if (key.startsWith("postmaster@")) return { entry: builtInPostmaster(key), source: "postmaster" };

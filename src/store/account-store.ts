@@ -5,7 +5,7 @@
 // (ASCII-lowercase). The folder is 0700 and the database files 0600 (./data-dir.ts).
 import path from "node:path";
 import Database from "better-sqlite3";
-import { asciiLower, canonical, formatAddress, isValidDomain, parseAddress, type Address } from "../core/address.js";
+import { foldCase, canonical, formatAddress, isValidDomain, parseAddress, type Address } from "../core/address.js";
 import { UsageError } from "../core/errors.js";
 import { createPrivateFile, narrowPrivateFiles, preparePrivateDir } from "./data-dir.js";
 import { hashPassword, verifyPassword } from "./password.js";
@@ -77,7 +77,7 @@ export class AccountStore {
     }
     narrowed.push(...narrowPrivateFiles(files));
     this.narrowed = narrowed;
-    this.domains = new Set(domains.map(asciiLower));
+    this.domains = new Set(domains.map(foldCase));
   }
 
   close(): void {
@@ -92,7 +92,7 @@ export class AccountStore {
   }
 
   isLocalDomain(domain: string): boolean {
-    return this.domains.has(asciiLower(domain));
+    return this.domains.has(foldCase(domain));
   }
 
   // ---- lookups (used by the SMTP and POP3 servers) ----
@@ -104,7 +104,7 @@ export class AccountStore {
 
   /** The entry named exactly by `address`; a catch-all is the alias "@domain". */
   lookup(address: string): Entry | null {
-    const key = asciiLower(address);
+    const key = foldCase(address);
     const u = this.stmt("SELECT address, name, apop_secret FROM users WHERE address = ?").get(key) as UserRow | undefined;
     if (u) return { kind: "user", user: toUser(u) };
     const targets = this.column("SELECT target FROM aliases WHERE alias = ? ORDER BY rowid", key);
@@ -143,7 +143,7 @@ export class AccountStore {
          WHEN EXISTS (SELECT 1 FROM aliases a WHERE a.alias = c.t) THEN 'alias'
          WHEN EXISTS (SELECT 1 FROM lists l WHERE l.list = c.t) THEN 'list' END AS kind
        FROM (${from}) c ORDER BY c.r`,
-    ).all(asciiLower(address)) as { address: string; kind: Entry["kind"] | null }[];
+    ).all(foldCase(address)) as { address: string; kind: Entry["kind"] | null }[];
     return rows;
   }
 
@@ -155,12 +155,12 @@ export class AccountStore {
 
   /** The stored scrypt hash of a user's password, or null for no such user. */
   passwordHash(address: string): string | null {
-    const row = this.stmt("SELECT password FROM users WHERE address = ?").get(asciiLower(address)) as { password: string } | undefined;
+    const row = this.stmt("SELECT password FROM users WHERE address = ?").get(foldCase(address)) as { password: string } | undefined;
     return row?.password ?? null;
   }
 
   apopSecret(address: string): string | null {
-    const row = this.stmt("SELECT apop_secret FROM users WHERE address = ?").get(asciiLower(address)) as { apop_secret: string | null } | undefined;
+    const row = this.stmt("SELECT apop_secret FROM users WHERE address = ?").get(foldCase(address)) as { apop_secret: string | null } | undefined;
     return row?.apop_secret ?? null;
   }
 
@@ -182,7 +182,7 @@ export class AccountStore {
 
   addUser(address: string, password: string, opts: { name?: string; apop?: boolean } = {}): User {
     const a = this.localAddress(address);
-    if (!SAFE_MAILBOX_LOCAL.test(asciiLower(a.local))) throw new UsageError(`Cannot use ${formatAddress(a)} as a mailbox: use letters, digits and . _ + - = only`);
+    if (!SAFE_MAILBOX_LOCAL.test(foldCase(a.local))) throw new UsageError(`Cannot use ${formatAddress(a)} as a mailbox: use letters, digits and . _ + - = only`);
     checkPassword(password);
     const name = checkName(opts.name ?? null);
     const key = canonical(a);
@@ -192,7 +192,7 @@ export class AccountStore {
         this.assertFree(key);
         this.db
           .prepare("INSERT INTO users (address, local, domain, name, password, apop_secret, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
-          .run(key, asciiLower(a.local), asciiLower(a.domain), name, hash, opts.apop ? password : null, Date.now());
+          .run(key, foldCase(a.local), foldCase(a.domain), name, hash, opts.apop ? password : null, Date.now());
       })
       .immediate();
     return this.getUser(key)!;
@@ -303,7 +303,7 @@ export class AccountStore {
     const domain = text.slice(1);
     if (!isValidDomain(domain)) throw new UsageError(`Cannot parse catch-all ${JSON.stringify(text)}: expected @domain`);
     if (!this.isLocalDomain(domain)) throw new UsageError(`Domain ${domain} is not local (local domains: ${[...this.domains].join(", ")})`);
-    return `@${asciiLower(domain)}`;
+    return `@${foldCase(domain)}`;
   }
 
   /**
@@ -314,10 +314,10 @@ export class AccountStore {
   private assertTargetsExist(targets: readonly string[], delimiter: string): void {
     for (const t of targets) {
       const a = parseAddress(t)!;
-      const domain = asciiLower(a.domain);
-      if (!this.isLocalDomain(domain) || asciiLower(a.local) === "postmaster" || this.lookup(t) || this.lookup(`@${domain}`)) continue;
+      const domain = foldCase(a.domain);
+      if (!this.isLocalDomain(domain) || foldCase(a.local) === "postmaster" || this.lookup(t) || this.lookup(`@${domain}`)) continue;
       const cut = delimiter ? a.local.indexOf(delimiter) : -1;
-      if (cut > 0 && this.lookup(`${asciiLower(a.local.slice(0, cut))}@${domain}`)) continue;
+      if (cut > 0 && this.lookup(`${foldCase(a.local.slice(0, cut))}@${domain}`)) continue;
       throw new UsageError(`${t} is not a local user, alias or list; add it first, or pass --force`);
     }
   }
