@@ -483,7 +483,7 @@ test("an unusable data_dir is one line, for the CLI and for serve", async (t) =>
   assert.equal(serve.stderr, `petrel: cannot start: Cannot use data_dir ${file}: not a folder\n`);
 });
 
-test("config validation: names, addresses, files, timers, listeners, PETREL_LOG_LEVEL", async (t) => {
+test("config validation: names, addresses, files, timers, listeners", async (t) => {
   const s = sandbox();
   t.after(() => cleanup(s));
   const data = `data_dir = ${JSON.stringify(s.dataDir)}\n`;
@@ -522,13 +522,6 @@ test("config validation: names, addresses, files, timers, listeners, PETREL_LOG_
   const none = await s.run(["serve"]);
   assert.equal(none.status, 1);
   assert.equal(none.stderr, "petrel: cannot start: no listeners configured: listen.smtp and listen.pop3 are both empty\n");
-
-  // A bad PETREL_LOG_LEVEL is one line, not a stack trace.
-  fs.writeFileSync(s.config, `${data}[listen]\nsmtp = ["127.0.0.1:0"]\npop3 = []\n`);
-  const verbose = await runProgram(process.execPath, [BIN, "serve", "--config", s.config], { env: { ...process.env, PETREL_LOG_LEVEL: "verbose" } });
-  assert.equal(verbose.status, 1);
-  assert.equal(verbose.stdout, "");
-  assert.equal(verbose.stderr, 'petrel: Invalid PETREL_LOG_LEVEL "verbose": expected one of trace, debug, info, warn, error, fatal, silent\n');
 });
 
 test("serve keeps files private: data_dir 0700, petrel.db and its -wal/-shm 0600, Maildir folders 0700", async (t) => {

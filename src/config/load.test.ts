@@ -1,12 +1,11 @@
 // Unit tests for finding and validating the config: the search order (--config, PETREL_CONFIG,
-// ./petrel.toml, /etc/petrel/petrel.toml, defaults), paths relative to the file, PETREL_LOG_LEVEL.
+// ./petrel.toml, /etc/petrel/petrel.toml, defaults) and paths relative to the file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { UsageError } from "../core/errors.js";
-import { findConfig, loadConfig, logLevel } from "./load.js";
+import { findConfig, loadConfig } from "./load.js";
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-config-"));
@@ -40,12 +39,4 @@ test("data_dir and tls files are taken from the config file's folder", (t) => {
   assert.equal(c.data_dir, path.join(d, "d"));
   assert.deepEqual(c.tls, { cert: path.join(d, "c.pem"), key: path.join(d, "k.pem") });
   assert.equal(c.origin, "flag");
-});
-
-test("PETREL_LOG_LEVEL overrides log.level and is validated", (t) => {
-  const d = tempDir(t);
-  const c = loadConfig({ env: {}, cwd: d, systemPath: path.join(d, "none") });
-  assert.equal(logLevel(c, {}), "info");
-  assert.equal(logLevel(c, { PETREL_LOG_LEVEL: "debug" }), "debug");
-  assert.throws(() => logLevel(c, { PETREL_LOG_LEVEL: "verbose" }), UsageError);
 });
