@@ -2,7 +2,7 @@
 // sliding window, and the exemption of an IP that logged in to the account recently.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FailureThrottle } from "./failure-throttle.js";
+import { FailureThrottle, ipKey } from "./failure-throttle.js";
 
 function throttle(perIp: number, perAccount: number) {
   let now = 1_000_000;
@@ -52,4 +52,16 @@ test("an IP that logged in to the account recently is not locked out by others' 
   assert.deepEqual(t.check("192.0.2.7", "alice@x"), { kind: "throttled", scope: "ip" });
   advance(60_001);
   assert.equal(t.check("192.0.2.7", "alice@x").kind, "allowed");
+});
+
+test("IPv6 clients are counted per /64", () => {
+  const { t } = throttle(2, 100);
+  t.failed("2001:db8:1:2::1", "a@x");
+  t.failed("2001:db8:1:2:ffff:0:0:9", "b@x");
+  assert.deepEqual(t.check("2001:0db8:0001:0002::abcd", "c@x"), { kind: "throttled", scope: "ip" });
+  assert.deepEqual(t.check("2001:db8:1:3::1", "c@x"), { kind: "allowed" });
+  assert.deepEqual(t.check("127.0.0.1", "c@x"), { kind: "allowed" });
+  assert.equal(ipKey("::1"), "0:0:0:0::/64");
+  assert.equal(ipKey("fe80::1"), "fe80:0:0:0::/64");
+  assert.equal(ipKey("192.0.2.1"), "192.0.2.1");
 });

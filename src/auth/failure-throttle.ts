@@ -3,6 +3,8 @@
 // While a key is over its limit a login is refused before any password is checked. An IP that logged
 // in to an account within the window is not held back by that account's limit, so a guesser cannot
 // lock its owner out. Memory is bounded: at most MAX_KEYS keys per table, oldest dropped first.
+// IPv6 clients are counted per /64, the block one host or site usually gets.
+import net from "node:net";
 
 export interface ThrottleLimits {
   readonly perIp: number;
@@ -64,7 +66,8 @@ export class FailureThrottle {
     this.byAccount = new FailureLog(limits.perAccount, limits.windowMs);
   }
 
-  check(ip: string, account: string): ThrottleVerdict {
+  check(peer: string, account: string): ThrottleVerdict {
+    const ip = ipKey(peer);
     const now = this.now();
     if (this.byIp.count(ip, now) >= this.limits.perIp) return { kind: "throttled", scope: "ip" };
     if (this.byAccount.count(account, now) >= this.limits.perAccount && !this.isTrusted(ip, account, now))
@@ -72,15 +75,15 @@ export class FailureThrottle {
     return { kind: "allowed" };
   }
 
-  failed(ip: string, account: string): void {
+  failed(peer: string, account: string): void {
     const now = this.now();
-    this.byIp.add(ip, now);
+    this.byIp.add(ipKey(peer), now);
     this.byAccount.add(account, now);
   }
 
-  succeeded(ip: string, account: string): void {
+  succeeded(peer: string, account: string): void {
     const now = this.now();
-    const key = `${account}\n${ip}`;
+    const key = `${account}\n${ipKey(peer)}`;
     this.trusted.delete(key);
     this.trusted.set(key, now);
     for (const [k, t] of this.trusted) {
@@ -93,4 +96,15 @@ export class FailureThrottle {
     const t = this.trusted.get(`${account}\n${ip}`);
     return t !== undefined && t > now - this.limits.windowMs;
   }
+}
+
+/** The throttle key of a client address: IPv4 as is, IPv6 by its /64 prefix. */
+export function ipKey(peer: string): string {
+  if (!net.isIPv6(peer)) return peer;
+  const [head = "", tail] = peer.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups; only the first four groups matter.
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(":")}::/64`;
 }
