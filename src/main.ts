@@ -1,7 +1,11 @@
 // Wires Petrel together explicitly: config → account store, spool, policy → listeners (SMTP, POP3).
 // Nothing registers itself; everything a component needs is passed to its constructor.
 import crypto from "node:crypto";
+import { Authenticator } from "./auth/authenticator.js";
+import { FailureThrottle } from "./auth/failure-throttle.js";
+import { HashPool } from "./auth/hash-pool.js";
 import type { LoadedConfig } from "./config/load.js";
+import { UsageError } from "./core/errors.js";
 import type { Logger } from "./core/log.js";
 import { mailboxPath } from "./mailbox/maildir.js";
 import { ApopTimestamps } from "./pop3-server/apop.js";
@@ -21,7 +25,11 @@ export interface RunningServer {
 }
 
 export async function startServer(config: LoadedConfig, log: Logger): Promise<RunningServer> {
+  // Only these start today; submission, submissions and pop3s wait for their issues.
+  if (config.listen.smtp.length === 0 && config.listen.pop3.length === 0)
+    throw new UsageError("no listeners configured: listen.smtp and listen.pop3 are both empty");
   const store = new AccountStore(config.data_dir, config.domains);
+  for (const change of store.narrowed) log.warn({ change }, "made data_dir private");
   const spool = new Spool(config.data_dir);
   const policy = new RecipientPolicy(store, {
     vrfy: config.smtp.vrfy,
@@ -29,12 +37,24 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     forwardOffsite: config.smtp.forward_offsite,
     search: config.smtp.vrfy_search,
     domains: config.domains,
+    delimiter: config.smtp.recipient_delimiter,
   });
   const limits = config.limits;
+  const hashPool = new HashPool();
+  const authenticator = new Authenticator(
+    store,
+    hashPool,
+    new FailureThrottle({
+      perIp: limits.auth_failures_per_ip,
+      perAccount: limits.auth_failures_per_account,
+      windowMs: limits.auth_failure_window * 1000,
+    }),
+  );
   const smtpOptions = {
     hostname: config.hostname,
     maxMessageSize: limits.max_message_size,
     maxRecipients: limits.max_recipients,
+    maxExpandedRecipients: limits.max_expanded_recipients,
     maxErrors: limits.max_errors,
     maxJunkCommands: limits.max_junk_commands,
     commandTimeoutMs: limits.command_timeout * 1000,
@@ -74,7 +94,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
         createSession: (socket, sessionLog) =>
           new Pop3Session(socket, {
             options: pop3Options,
-            accounts: store,
+            accounts: authenticator,
             locks: maildropLocks,
             timestamps: apopTimestamps,
             openMaildrop: (address) => Maildrop.open(mailboxPath(config.data_dir, address)),
@@ -89,6 +109,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     for (const l of listeners) addresses.push(...(await l.start()));
   } catch (err) {
     await Promise.all(listeners.map((l) => l.stop(0)));
+    await hashPool.close();
     store.close();
     throw err;
   }
@@ -97,6 +118,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     addresses,
     async stop() {
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
+      await hashPool.close();
       store.close();
       await spool.close();
       log.info("petrel stopped");

@@ -1,5 +1,9 @@
 // The petrel command line: one subcommand group per file (serve, user, alias, list).
-// Every command takes --config FILE (default ./petrel.toml when present, else built-in defaults).
+// Every command takes --config FILE (else $PETREL_CONFIG, ./petrel.toml, /etc/petrel/petrel.toml,
+// built-in defaults). Files are created private (umask 077): the database holds password hashes.
+// Expected failures (bad input, a locked or full database, an unusable folder) print one line.
+import fs from "node:fs";
+import Database from "better-sqlite3";
 import { Command } from "commander";
 import { MailError } from "../core/errors.js";
 import { registerServe } from "./serve.js";
@@ -7,8 +11,13 @@ import { registerUser } from "./user.js";
 import { registerAlias } from "./alias.js";
 import { registerList } from "./list.js";
 
+process.umask(0o077);
+
+const pkg = JSON.parse(fs.readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
+
 const program = new Command("petrel")
   .description("Petrel mail server")
+  .version(`petrel ${pkg.version}`, "-V, --version", "print the version")
   .showHelpAfterError()
   .configureOutput({ outputError: (str, write) => write(str) });
 registerServe(program);
@@ -19,9 +28,18 @@ registerList(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof MailError) {
-    console.error(`petrel: ${err.message}`);
-    process.exit(1);
-  }
-  throw err;
+  const line = oneLine(err);
+  if (line === null) throw err;
+  console.error(`petrel: ${line}`);
+  process.exit(1);
+}
+
+/** The one line an expected failure prints; null for a bug, which keeps its stack trace. */
+function oneLine(err: unknown): string | null {
+  if (err instanceof MailError) return err.message;
+  // SQLITE_BUSY (another writer held the lock past the busy timeout), SQLITE_FULL, SQLITE_IOERR...
+  if (err instanceof Database.SqliteError) return `database error (${err.code}): ${err.message}`;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (err instanceof Error && typeof code === "string" && /^E[A-Z]+$/.test(code)) return err.message;
+  return null;
 }

@@ -8,6 +8,7 @@ import { loadConfig, type LoadedConfig } from "../config/load.js";
 import { UsageError } from "../core/errors.js";
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from "../core/log.js";
 import { startServer } from "../main.js";
+import { CONFIG_HELP, loadCliConfig } from "./context.js";
 
 /** How long the last log lines may take to reach a slow reader before the process exits anyway. */
 const LOG_FLUSH_MS = 2000;
@@ -16,9 +17,9 @@ export function registerServe(program: Command): void {
   program
     .command("serve")
     .description("run the mail server in the foreground (JSON logs on stdout)")
-    .option("--config <file>", "config file (default ./petrel.toml when present, else built-in defaults)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (opts: { config?: string }) => {
-      const config = loadConfig(opts.config);
+      const config = loadCliConfig(opts);
       const envLevel = logLevelFromEnv();
       const root = createLogger(envLevel ?? config.log.level);
       const log = root.log;

@@ -2,8 +2,9 @@
 // Passwords arrive on stdin (--password-stdin), never as arguments, so they stay out of `ps` and shell
 // history. Bad input is a UsageError printed as one line; the store changes nothing in that case.
 import type { Command } from "commander";
+import { UsageError } from "../core/errors.js";
 import type { User } from "../store/account-store.js";
-import { oneLineErrors, readPassword, withStore, type ConfigOption } from "./context.js";
+import { CONFIG_HELP, oneLineErrors, readPassword, shown, withStore, type ConfigOption } from "./context.js";
 
 interface PasswordOptions extends ConfigOption {
   readonly passwordStdin?: boolean;
@@ -21,11 +22,12 @@ export function registerUser(program: Command): void {
     .command("add")
     .description("add a user; the password is the first line of stdin")
     .argument("<address>", "mail address, e.g. alice@example.com")
-    .requiredOption("--password-stdin", "read the password from the first line of stdin")
+    .option("--password-stdin", "read the password from the first line of stdin (required)")
     .option("--name <name>", "display name")
     .option("--apop", "also keep the password for POP3 APOP (stored in clear)")
-    .option("--config <file>", "config file (default ./petrel.toml when present)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (address: string, opts: AddOptions) => {
+      requirePasswordStdin(opts);
       const added = await withStore(opts, async (store) => {
         const password = await readPassword();
         return store.addUser(address, password, { name: opts.name === "" ? undefined : opts.name, apop: opts.apop === true });
@@ -37,16 +39,19 @@ export function registerUser(program: Command): void {
     .command("del")
     .description("delete a user")
     .argument("<address>", "mail address")
-    .option("--config <file>", "config file (default ./petrel.toml when present)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (address: string, opts: ConfigOption) => {
-      await withStore(opts, (store) => store.deleteUser(address));
-      console.log(`deleted user ${address.toLowerCase()}`);
+      const removed = await withStore(opts, (store) => store.deleteUser(address));
+      const key = shown(address);
+      console.log(`deleted user ${key}`);
+      for (const l of removed.lists) console.log(`removed ${key} from list ${l}`);
+      for (const a of removed.aliases) console.log(`removed ${key} from alias ${a}`);
     });
 
   user
     .command("list")
     .description("list users: address, display name, and whether APOP is on")
-    .option("--config <file>", "config file (default ./petrel.toml when present)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (opts: ConfigOption) => {
       const users = await withStore(opts, (store) => store.listUsers());
       for (const u of users) console.log(formatUser(u));
@@ -56,12 +61,13 @@ export function registerUser(program: Command): void {
     .command("passwd")
     .description("set a user's password from the first line of stdin")
     .argument("<address>", "mail address")
-    .requiredOption("--password-stdin", "read the password from the first line of stdin")
+    .option("--password-stdin", "read the password from the first line of stdin (required)")
     .option("--apop", "also keep the password for POP3 APOP (without it APOP is turned off)")
-    .option("--config <file>", "config file (default ./petrel.toml when present)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (address: string, opts: PasswordOptions) => {
+      requirePasswordStdin(opts);
       await withStore(opts, async (store) => store.setPassword(address, await readPassword(), { apop: opts.apop === true }));
-      console.log(`changed password of ${address.toLowerCase()}`);
+      console.log(`changed password of ${shown(address)}`);
     });
 
   user
@@ -69,12 +75,20 @@ export function registerUser(program: Command): void {
     .description('set a user\'s display name ("" clears it)')
     .argument("<address>", "mail address")
     .argument("<name>", "display name")
-    .option("--config <file>", "config file (default ./petrel.toml when present)")
+    .option("--config <file>", CONFIG_HELP)
     .action(async (address: string, name: string, opts: ConfigOption) => {
       await withStore(opts, (store) => store.setName(address, name === "" ? null : name));
-      const key = address.toLowerCase();
+      const key = shown(address);
       console.log(name === "" ? `cleared name of ${key}` : `set name of ${key} to ${JSON.stringify(name)}`);
     });
+}
+
+/**
+ * Checked in the action, not by commander: a required option is checked before arguments, so
+ * `petrel user add` alone would complain about --password-stdin instead of the missing address.
+ */
+function requirePasswordStdin(opts: PasswordOptions): void {
+  if (!opts.passwordStdin) throw new UsageError("required option '--password-stdin' not specified (the password is the first line of stdin)");
 }
 
 /** One line: address, then the quoted display name if any, then "apop" if APOP is on; tab separated. */

@@ -1,18 +1,59 @@
 // The configuration schema: every key, its type, its default. Validation names the offending key.
 // Keys of features that later issues build (submission, TLS, delivery, DNS) parse already.
+// Every value is checked here: names (RFC 1035 lengths), addresses, and time spans small enough
+// for setTimeout. Whether tls files exist is checked by load.ts, which knows the config's folder.
+import net from "node:net";
 import os from "node:os";
 import { z } from "zod";
+import { foldCase, isValidDomain } from "../core/address.js";
+import { LOG_LEVELS } from "../core/log.js";
 
 const listenAddress = z
   .string()
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, 'expected "host:port", e.g. "127.0.0.1:2525" or "[::1]:2525"')
   .refine((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port must be 0..65535");
 const listenList = z.array(listenAddress);
+/** setTimeout takes at most 2^31-1 ms; a longer span would fire at once (TimeoutOverflowWarning). */
+export const MAX_TIMER_SECONDS = 2147483;
+const timerCap = [MAX_TIMER_SECONDS, `at most ${MAX_TIMER_SECONDS} seconds (about 24.8 days, the longest timer Node.js can set)`] as const;
 const seconds = z.number().int().nonnegative();
+const timerSeconds = seconds.max(...timerCap);
+
+/** A host name (RFC 1035 §2.3.4 lengths: at most 253 octets, labels of at most 63). */
+const hostName = z
+  .string()
+  .max(253, "at most 253 characters")
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/, "expected a host name: letters, digits, - and dots")
+  .refine((h) => h.split(".").every((l) => l.length <= 63), "labels (between dots) are at most 63 characters");
+
+/** A mail domain: the syntax of core/address.ts, without address literals, stored lowercase. */
+const mailDomain = z
+  .string()
+  .refine((d) => isValidDomain(d) && !d.startsWith("[") && d.length <= 253, "expected a domain name like example.com (no spaces, @ or /)")
+  .transform(foldCase);
+
+/** "host:port" or "[v6]:port" with a port 1-65535. */
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$/, 'expected "host:port", e.g. "smtp.example.com:587"')
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(":") + 1));
+    const host = s.slice(0, s.lastIndexOf(":"));
+    return port >= 1 && port <= 65535 && (host.startsWith("[") ? net.isIPv6(host.slice(1, -1)) : net.isIPv4(host) || hostName.safeParse(host).success);
+  }, "expected a host name or IP address and a port 1-65535");
+
+/** A DNS server: an IP address, optionally with a port ("1.1.1.1", "127.0.0.1:5353", "[::1]:53"). */
+const dnsServer = z.string().refine((s) => {
+  if (net.isIP(s)) return true;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(s);
+  if (!m) return false;
+  const port = Number(m[3]);
+  return (m[1] !== undefined ? net.isIPv6(m[1]) : net.isIPv4(m[2]!)) && port >= 1 && port <= 65535;
+}, 'expected an IP address with an optional port, e.g. "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"');
 
 export const configSchema = z.strictObject({
-  hostname: z.string().regex(/^[A-Za-z0-9.\-]+$/, "expected a host name").default(() => os.hostname()),
-  domains: z.array(z.string().min(1).transform((d) => d.toLowerCase())).min(1).default(["localhost"]),
+  hostname: hostName.default(() => os.hostname()),
+  domains: z.array(mailDomain).min(1).default(["localhost"]),
   data_dir: z.string().min(1).default("./data"),
   listen: z
     .strictObject({
@@ -30,16 +71,16 @@ export const configSchema = z.strictObject({
       max_connections: z.number().int().positive().default(200),
       max_errors: z.number().int().positive().default(20),
       max_junk_commands: z.number().int().positive().default(100),
-      command_timeout: seconds.positive().default(300),
-      data_timeout: seconds.positive().default(600),
-      shutdown_grace: seconds.default(30),
+      command_timeout: timerSeconds.positive().default(300),
+      data_timeout: timerSeconds.positive().default(600),
+      shutdown_grace: timerSeconds.default(30),
       /** Recipients of one message after aliases and lists are expanded. */
       max_expanded_recipients: z.number().int().positive().default(10000),
       /** Failed logins from one IP address within auth_failure_window before it is refused. */
       auth_failures_per_ip: z.number().int().positive().default(20),
       /** Failed logins for one account within auth_failure_window before it is refused. */
       auth_failures_per_account: z.number().int().positive().default(10),
-      auth_failure_window: seconds.positive().default(600),
+      auth_failure_window: timerSeconds.positive().default(600),
     })
     .prefault({}),
   smtp: z
@@ -49,34 +90,37 @@ export const configSchema = z.strictObject({
       bare_line_endings: z.enum(["normalize", "reject"]).default("normalize"),
       forward_offsite: z.boolean().default(true),
       /** Seconds between "220-" and the final "220 "; a client talking in between is refused. */
-      greet_pause: z.number().nonnegative().default(0),
+      greet_pause: z.number().nonnegative().max(...timerCap).default(0),
       /** VRFY/EXPN by partial name or display name (not only by address). */
       vrfy_search: z.boolean().default(false),
       /** alice+tag@ reaches alice@; "" turns plus-addressing off. */
-      recipient_delimiter: z.string().max(1).default("+"),
+      recipient_delimiter: z
+        .string()
+        .regex(/^[!#$%&'*+\-/=?^_`{|}~]?$/, 'expected one punctuation character allowed in addresses, like "+", "-" or "=", or "" for none')
+        .default("+"),
     })
     .prefault({}),
   pop3: z
     .strictObject({
-      idle_timeout: seconds.positive().default(600),
+      idle_timeout: timerSeconds.positive().default(600),
       max_auth_failures: z.number().int().positive().default(3),
-      auth_failure_delay: z.number().nonnegative().default(1),
+      auth_failure_delay: z.number().nonnegative().max(...timerCap).default(1),
     })
     .prefault({}),
   tls: z.strictObject({ cert: z.string().optional(), key: z.string().optional() }).prefault({}),
   delivery: z
     .strictObject({
-      smarthost: z.string().optional(),
+      smarthost: hostPort.optional(),
       smarthost_security: z.enum(["starttls", "tls", "none"]).default("starttls"),
       smarthost_username: z.string().optional(),
       smarthost_password: z.string().optional(),
       mx_port: z.number().int().min(1).max(65535).default(25),
-      retry_schedule: z.array(seconds.positive()).min(1).default([300, 900, 1800, 3600, 7200, 14400]),
+      retry_schedule: z.array(timerSeconds.positive()).min(1).default([300, 900, 1800, 3600, 7200, 14400]),
       max_queue_age: seconds.positive().default(5 * 24 * 3600),
     })
     .prefault({}),
-  dns: z.strictObject({ servers: z.array(z.string()).default([]) }).prefault({}),
-  log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") }).prefault({}),
+  dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -1,7 +1,7 @@
 // Unit tests for address and path parsing (RFC 5321 §4.1.2, RFC 6531).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { canonical, isValidDomain, parseAddress, parsePath } from "./address.js";
+import { foldCase, canonical, isValidDomain, parseAddress, parsePath } from "./address.js";
 
 test("paths", () => {
   assert.deepEqual(parsePath("<alice@example.com>"), { local: "alice", domain: "example.com" });
@@ -28,4 +28,22 @@ test("domains", () => {
 
 test("canonical form lowercases both parts", () => {
   assert.equal(canonical(parseAddress("Alice@LocalHost")!), "alice@localhost");
+});
+
+test("a quoted local part that needs no quotes is returned unquoted (RFC 5321 4.1.2)", () => {
+  assert.deepEqual(parsePath('<"alice"@localhost>'), { local: "alice", domain: "localhost" });
+  assert.deepEqual(parsePath('<"a.b"@localhost>'), { local: "a.b", domain: "localhost" });
+  assert.deepEqual(parsePath('<"\\a\\l\\i\\c\\e"@localhost>'), { local: "alice", domain: "localhost" });
+  // Quotes that are needed stay.
+  assert.deepEqual(parsePath('<"a b"@localhost>'), { local: '"a b"', domain: "localhost" });
+  assert.deepEqual(parsePath('<"a..b"@localhost>'), { local: '"a..b"', domain: "localhost" });
+  assert.deepEqual(parsePath('<".a"@localhost>'), { local: '".a"', domain: "localhost" });
+  assert.deepEqual(parsePath('<""@localhost>'), { local: '""', domain: "localhost" });
+});
+
+test("canonical never folds non-ASCII into ASCII: U+212A KELVIN SIGN and U+0130 stay; Ü still becomes ü", () => {
+  assert.equal(canonical(parseAddress("\u212Aate@LOCALHOST")!), "\u212Aate@localhost");
+  assert.equal(foldCase("\u0130STANBUL"), "\u0130stanbul");
+  assert.equal(canonical(parseAddress("JÜRGEN@Bücher.Example")!), "jürgen@bücher.example");
+  assert.equal(foldCase("ΣΑΣ"), "σασ");
 });

@@ -1,6 +1,7 @@
 // Mail addresses and SMTP paths (RFC 5321 §4.1.2), with UTF-8 allowed in local parts and domains
 // (RFC 6531). Input comes from the network: every function here returns null instead of throwing.
-// Local parts are matched case-insensitively for local users, as almost every deployed server does.
+// Local parts are matched case-insensitively for local users, as almost every deployed server does;
+// no non-ASCII character (U+212A KELVIN SIGN) is ever folded into ASCII.
 
 export interface Address {
   readonly local: string;
@@ -35,13 +36,21 @@ export function isValidLocalPart(local: string): boolean {
   return DOT_STRING.test(local) || QUOTED.test(local);
 }
 
-/** Parses `local@domain` (no angle brackets). The last "@" outside quotes separates the parts. */
+/**
+ * Parses `local@domain` (no angle brackets). The last "@" outside quotes separates the parts.
+ * A quoted local part that needs no quotes comes back unquoted (`"alice"` is `alice`): RFC 5321
+ * §4.1.2 makes them the same mailbox and says the unquoted form SHOULD be used.
+ */
 export function parseAddress(text: string): Address | null {
   const at = text.lastIndexOf("@");
   if (at <= 0) return null;
-  const local = text.slice(0, at);
+  let local = text.slice(0, at);
   const domain = text.slice(at + 1);
   if (!isValidLocalPart(local) || !isValidDomain(domain)) return null;
+  if (local.startsWith('"')) {
+    const bare = local.slice(1, -1).replace(/\\(.)/g, "$1");
+    if (DOT_STRING.test(bare)) local = bare;
+  }
   return { local, domain };
 }
 
@@ -67,9 +76,21 @@ export function formatAddress(a: Address): string {
   return `${a.local}@${a.domain}`;
 }
 
-/** The form used as a key for lookups and mailbox names: domain and local part lowercased. */
+/** The form used as a key for lookups and mailbox names: both parts lowercased (see foldCase). */
 export function canonical(a: Address): string {
-  return `${a.local.toLowerCase()}@${a.domain.toLowerCase()}`;
+  return `${foldCase(a.local)}@${foldCase(a.domain)}`;
+}
+
+/**
+ * Lowercases for lookup keys, character by character, except where a non-ASCII character would
+ * become ASCII: toLowerCase maps U+212A KELVIN SIGN to "k" and U+0130 to "i" + U+0307, so another
+ * name could reach an ASCII account (or its login throttle). Ü still folds to ü.
+ */
+export function foldCase(text: string): string {
+  return text.replace(/[A-Z]+|[^\x00-\x7f]/gu, (s) => {
+    const lower = s.toLowerCase();
+    return s.charCodeAt(0) > 0x7f && /[\x00-\x7f]/.test(lower) ? s : lower;
+  });
 }
 
 /** True when the address is pure ASCII (needs no SMTPUTF8). */

@@ -1,7 +1,9 @@
 // Resolves a recipient address to the mailboxes and remote addresses it reaches: users directly,
-// aliases recursively, lists to their members. A visited set stops loops; a chain deeper than
-// MAX_DEPTH counts as a loop (RFC 5321 §3.9 lists and aliases).
-import { canonical, parseAddress, type Address } from "../core/address.js";
+// aliases and lists to their targets, breadth first with one query per alias or list. An address
+// with no entry of its own may still reach one by plus-addressing (alice+tag@ → alice@, the
+// smtp.recipient_delimiter), as postmaster@ (RFC 5321 §4.5.1), or through the domain's catch-all
+// ("@domain" alias). A tree deeper than MAX_DEPTH is refused whole, never delivered in part.
+import { foldCase, canonical, parseAddress, type Address } from "../core/address.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
 
 export interface Route {
@@ -15,53 +17,95 @@ export type Resolution =
   | { readonly kind: "ok"; readonly entry: Entry; readonly route: Route }
   | { readonly kind: "not-local" }
   | { readonly kind: "unknown" }
-  | { readonly kind: "loop" };
+  /** Every branch ends in a cycle: nothing would receive the message. */
+  | { readonly kind: "loop" }
+  /** Some branch nests deeper than MAX_DEPTH: refused rather than dropped. */
+  | { readonly kind: "too-deep" };
+
+export interface ResolverOptions {
+  /** smtp.recipient_delimiter; "" turns plus-addressing off. */
+  readonly delimiter: string;
+}
 
 export const MAX_DEPTH = 20;
 
 /**
- * RFC 5321 §4.5.1: postmaster@<every local domain> must be accepted. Without a user or alias of
- * that name, mail for it goes to the Maildir <data_dir>/mailboxes/<domain>/postmaster, which a
- * later `petrel user add postmaster@<domain>` (or any Maildir reader) picks up.
+ * Without a user or alias of that name, mail for postmaster@<local domain> goes to the Maildir
+ * <data_dir>/mailboxes/<domain>/postmaster, which a later `petrel user add postmaster@<domain>`
+ * (or any Maildir reader) picks up.
  */
-function builtInPostmaster(key: string): Entry | null {
-  if (!key.startsWith("postmaster@")) return null;
+function builtInPostmaster(key: string): Entry {
   return { kind: "user", user: { address: key, name: null, hasApop: false } };
 }
 
-export function resolveRecipient(store: AccountStore, address: Address): Resolution {
-  if (!store.isLocalDomain(address.domain)) return { kind: "not-local" };
-  const key = canonical(address);
-  const entry = store.lookup(key) ?? builtInPostmaster(key);
-  if (!entry) return { kind: "unknown" };
-  const local: string[] = [];
-  const remote: string[] = [];
-  const visited = new Set<string>([key]);
-  let loop = false;
+export type EntrySource = "exact" | "delimiter" | "postmaster" | "catch-all";
 
-  const walk = (e: Entry, depth: number): void => {
-    if (e.kind === "user") {
-      if (!local.includes(e.user.address)) local.push(e.user.address);
-      return;
-    }
-    const next = e.kind === "alias" ? e.targets : e.members;
-    for (const t of next) {
-      if (visited.has(t) || depth >= MAX_DEPTH) {
-        loop = true;
-        continue;
-      }
-      visited.add(t);
-      const a = parseAddress(t);
-      if (!a) continue;
-      if (!store.isLocalDomain(a.domain)) {
-        if (!remote.includes(t)) remote.push(t);
-        continue;
-      }
-      const child = store.lookup(t);
-      if (child) walk(child, depth + 1);
-    }
+/**
+ * The entry a local address reaches, in this order: its own entry; the entry of its part before the
+ * delimiter; the built-in postmaster; the domain's catch-all. An exact entry named "alice+tag" wins.
+ */
+export function findEntry(store: AccountStore, a: Address, opts: ResolverOptions): { entry: Entry; source: EntrySource } | null {
+  const key = canonical(a);
+  const exact = store.lookup(key);
+  if (exact) return { entry: exact, source: "exact" };
+  const domain = foldCase(a.domain);
+  const cut = opts.delimiter ? a.local.indexOf(opts.delimiter) : -1;
+  const base = cut > 0 ? `${foldCase(a.local.slice(0, cut))}@${domain}` : null;
+  const viaDelimiter = base === null ? null : store.lookup(base);
+  if (viaDelimiter) return { entry: viaDelimiter, source: "delimiter" };
+  if (key.startsWith("postmaster@")) return { entry: builtInPostmaster(key), source: "postmaster" };
+  if (base?.startsWith("postmaster@")) return { entry: builtInPostmaster(base), source: "postmaster" };
+  const catchAll = store.lookup(`@${domain}`);
+  return catchAll ? { entry: catchAll, source: "catch-all" } : null;
+}
+
+export function resolveRecipient(store: AccountStore, address: Address, opts: ResolverOptions): Resolution {
+  if (!store.isLocalDomain(address.domain)) return { kind: "not-local" };
+  const found = findEntry(store, address, opts);
+  if (!found) return { kind: "unknown" };
+  const { entry } = found;
+  const local = new Set<string>();
+  const remote = new Set<string>();
+  const visited = new Set<string>([canonical(address)]);
+  let loop = false;
+  let frontier: { kind: "alias" | "list"; address: string }[] = [];
+  const reach = (e: Entry): void => {
+    if (e.kind === "user") local.add(e.user.address);
+    else if (!visited.has(e.address)) {
+      visited.add(e.address);
+      frontier.push({ kind: e.kind, address: e.address });
+    } else loop = true;
   };
-  walk(entry, 0);
-  if (local.length === 0 && remote.length === 0) return loop ? { kind: "loop" } : { kind: "unknown" };
-  return { kind: "ok", entry, route: { local, remote } };
+  if (entry.kind === "user") local.add(entry.user.address);
+  else {
+    visited.add(entry.address);
+    frontier.push({ kind: entry.kind, address: entry.address });
+  }
+  for (let depth = 0; frontier.length > 0; depth++) {
+    // A level past the limit still has aliases or lists to open: refuse the whole tree.
+    if (depth >= MAX_DEPTH) return { kind: "too-deep" };
+    const level = frontier;
+    frontier = [];
+    for (const node of level) {
+      for (const t of store.targetsOf(node.kind, node.address)) {
+        if (visited.has(t.address)) {
+          loop = true;
+          continue;
+        }
+        visited.add(t.address);
+        const a = parseAddress(t.address);
+        if (!a) continue;
+        if (!store.isLocalDomain(a.domain)) remote.add(t.address);
+        else if (t.kind === "user") local.add(t.address);
+        else if (t.kind !== null) frontier.push({ kind: t.kind, address: t.address });
+        else {
+          // A local target with no entry of its own: plus-addressing, postmaster or the catch-all.
+          const via = findEntry(store, a, opts);
+          if (via) reach(via.entry);
+        }
+      }
+    }
+  }
+  if (local.size === 0 && remote.size === 0) return loop ? { kind: "loop" } : { kind: "unknown" };
+  return { kind: "ok", entry, route: { local: [...local], remote: [...remote] } };
 }

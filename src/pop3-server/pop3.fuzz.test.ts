@@ -72,7 +72,10 @@ test("a Pop3Session answers every command of a random sequence with exactly one 
     sock.on("error", () => undefined);
     new Pop3Session(sock, {
       options: { hostname: "pop.test", idleTimeoutMs: 5000, maxAuthFailures: 1000, authFailureDelayMs: 0 },
-      accounts: { checkPassword: async (a, p) => a === "alice@example.test" && p === "secret", apopSecret: () => null },
+      accounts: {
+        password: async (_peer, a, p) => (a.toLowerCase() === "alice@example.test" && p === "secret" ? { kind: "ok", user: "alice@example.test" } : { kind: "failed", user: a }),
+        apop: (_peer, a) => ({ kind: "failed", user: a }),
+      },
       locks: new MaildropLocks(),
       timestamps: new ApopTimestamps("pop.test"),
       openMaildrop: () => Maildrop.open(root),

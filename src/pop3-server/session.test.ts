@@ -10,7 +10,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { RawPop3, unstuff } from "../../test/helpers/pop3-client.js";
-import { ApopTimestamps, apopDigest } from "./apop.js";
+import { ApopTimestamps, apopDigest, checkApopDigest } from "./apop.js";
 import { Maildrop } from "./maildrop.js";
 import { MaildropLocks } from "./maildrop-locks.js";
 import { Pop3Session, type Pop3Accounts, type Pop3SessionOptions } from "./session.js";
@@ -21,11 +21,14 @@ const USERS = new Map<string, { password: string; apop: string | null }>([
 ]);
 
 const accounts: Pop3Accounts = {
-  async checkPassword(address, password) {
-    return USERS.get(address)?.password === password;
+  async password(_peer, name, password) {
+    const user = name.toLowerCase();
+    return USERS.get(user)?.password === password ? { kind: "ok", user } : { kind: "failed", user };
   },
-  apopSecret(address) {
-    return USERS.get(address)?.apop ?? null;
+  apop(_peer, name, timestamp, digest) {
+    const user = name.toLowerCase();
+    const secret = USERS.get(user)?.apop ?? null;
+    return secret !== null && checkApopDigest(timestamp, secret, digest) ? { kind: "ok", user } : { kind: "failed", user };
   },
 };
 

@@ -4,11 +4,12 @@
 // Bounded per connection: no command is read while replies wait unread, LIST/UIDL stream with
 // backpressure, and every command counts against the session's command allowance.
 import type { Socket } from "node:net";
+import type { LoginResult } from "../auth/authenticator.js";
 import type { Logger } from "../core/log.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { printable } from "../protocol/wire-text.js";
-import { checkApopDigest, type ApopTimestamps } from "./apop.js";
+import type { ApopTimestamps } from "./apop.js";
 import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
 import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
 import type { MaildropLock, MaildropLocks } from "./maildrop-locks.js";
@@ -34,9 +35,10 @@ const CAPA_BODY = CAPABILITIES.map((c) => `${c}\r\n`).join("") + ".\r\n";
 /** A full download is LIST, UIDL, RETR (or TOP) and DELE per message; twice that is generous. */
 const COMMANDS_PER_MESSAGE = 8;
 
+/** Logins go through the shared authenticator (auth/authenticator.ts): throttle, then hash worker. */
 export interface Pop3Accounts {
-  checkPassword(address: string, password: string): Promise<boolean>;
-  apopSecret(address: string): string | null;
+  password(peer: string, user: string, password: string): Promise<LoginResult>;
+  apop(peer: string, user: string, timestamp: string, digest: string): LoginResult;
 }
 
 export interface Pop3SessionDeps {
@@ -164,7 +166,7 @@ export class Pop3Session {
 
   user(name: string): void {
     // Same answer for every name, so USER does not tell which users exist.
-    this.givenUser = name.toLowerCase();
+    this.givenUser = name;
     this.state = "user-given";
     this.ok("send PASS");
   }
@@ -173,18 +175,13 @@ export class Pop3Session {
     const user = this.givenUser!;
     this.givenUser = null;
     this.state = "authorization";
-    if (await this.deps.accounts.checkPassword(user, password)) return this.enter(user);
-    await this.authFailed(user, "USER/PASS");
+    await this.loggedIn(await this.deps.accounts.password(this.peer, user, password), "USER/PASS");
   }
 
   async apop(name: string, digest: string): Promise<void> {
-    const user = name.toLowerCase();
     this.givenUser = null;
     this.state = "authorization";
-    const secret = this.deps.accounts.apopSecret(user);
-    // Users without an APOP secret fail exactly like a wrong digest.
-    if (secret !== null && checkApopDigest(this.timestamp, secret, digest)) return this.enter(user);
-    await this.authFailed(user, "APOP");
+    await this.loggedIn(this.deps.accounts.apop(this.peer, name, this.timestamp, digest), "APOP");
   }
 
   /** RFC 5034 AUTH; PLAIN only, so clients that prefer SASL (curl) do not fall back on APOP. */
@@ -206,26 +203,39 @@ export class Pop3Session {
     }
     if (response === "*") return this.err("authentication cancelled");
     const credentials = decodePlain(response);
-    if (!credentials) return this.authFailed("(malformed)", "AUTH PLAIN");
-    const user = credentials.user.toLowerCase();
-    if (await this.deps.accounts.checkPassword(user, credentials.password)) return this.enter(user);
-    await this.authFailed(user, "AUTH PLAIN");
+    if (!credentials) return this.authFailed({ kind: "failed", user: "(malformed)" }, "AUTH PLAIN");
+    await this.loggedIn(await this.deps.accounts.password(this.peer, credentials.user, credentials.password), "AUTH PLAIN");
   }
 
-  private async authFailed(user: string, method: string): Promise<void> {
+  private async loggedIn(r: LoginResult, method: string): Promise<void> {
+    if (r.kind === "ok") return this.enter(r.user);
+    await this.authFailed(r, method);
+  }
+
+  /**
+   * A refused login. RFC 3206: [AUTH] says the credentials are wrong; a throttled or busy login was
+   * never checked, so it gets [SYS/TEMP] ("try again later"): a client must not ask for a new password.
+   */
+  private async authFailed(r: Exclude<LoginResult, { kind: "ok" }>, method: string): Promise<void> {
+    const { user } = r;
     this.failures++;
-    this.deps.log.warn({ peer: this.peer, user, method, failures: this.failures }, "pop3 authentication failed");
+    const refused = r.kind === "throttled" ? `throttled-${r.scope}` : r.kind;
+    this.deps.log.warn({ peer: this.peer, user, method, result: refused, failures: this.failures }, "pop3 authentication failed");
     if (this.opts.authFailureDelayMs > 0) {
       this.replies.flush();
       await new Promise((resolve) => setTimeout(resolve, this.opts.authFailureDelayMs));
     }
+    const text =
+      r.kind === "failed" ? "[AUTH] invalid user name or password"
+      : r.kind === "busy" ? "[SYS/TEMP] server busy, try again later"
+      : "[SYS/TEMP] too many failed logins, try again later";
     if (this.failures >= this.opts.maxAuthFailures) {
-      this.err("[AUTH] invalid user name or password; too many failures, closing connection");
+      this.err(`${text}; too many failures, closing connection`);
       this.endReason = "auth-failures";
       this.closed = true;
       return;
     }
-    this.err("[AUTH] invalid user name or password");
+    this.err(text);
   }
 
   /** A good password: lock the maildrop (RFC 1939 §8), take the snapshot, enter TRANSACTION. */

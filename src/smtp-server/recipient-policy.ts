@@ -1,11 +1,12 @@
 // Decides what SMTP says about an address: RCPT TO acceptance (never an open relay), VRFY and EXPN
 // (RFC 5321 §3.5, §4.1.1.6-7; codes 250/251/551/553/550/252/502). Reads the account store on every
-// call, so CLI changes take effect at once. VRFY/EXPN match full addresses or exact local parts
-// unless smtp.vrfy_search allows partial names; an ambiguous answer names at most a few candidates.
+// call, so CLI changes take effect at once; the session caches decisions per transaction.
+// VRFY/EXPN match full addresses or exact local parts unless smtp.vrfy_search allows partial
+// names; an ambiguous answer names at most a few candidates.
 import { parseAddress, formatAddress, type Address } from "../core/address.js";
 import { reply, type Reply } from "../core/reply.js";
 import { printable } from "../protocol/wire-text.js";
-import { resolveRecipient, type Route } from "../delivery/recipient-resolver.js";
+import { findEntry, resolveRecipient, type Route } from "../delivery/recipient-resolver.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
 
 export interface PolicyOptions {
@@ -16,6 +17,8 @@ export interface PolicyOptions {
   readonly search?: boolean;
   /** The local domains, in config order: where a bare local part is looked up. */
   readonly domains?: readonly string[];
+  /** smtp.recipient_delimiter: alice+tag@ reaches alice@; "" turns it off. */
+  readonly delimiter: string;
 }
 
 /** Candidates named in a 553 "Ambiguous" answer; the rest are only counted. */
@@ -27,22 +30,47 @@ export interface RecipientDecision {
   readonly route?: Route;
 }
 
+/**
+ * Decisions already made for one message: 100 RCPTs naming one 5,000-member list expand it once.
+ * Valid while the account store is unchanged, so a CLI change still counts from the next RCPT.
+ */
+export class DecisionCache {
+  version = -1;
+  readonly decisions = new Map<string, RecipientDecision>();
+}
+
 export class RecipientPolicy {
   constructor(
     private readonly store: AccountStore,
     private readonly opts: PolicyOptions,
   ) {}
 
-  checkRecipient(a: Address): RecipientDecision {
+  checkRecipient(a: Address, cache?: DecisionCache): RecipientDecision {
+    if (!cache) return this.decide(a);
+    const version = this.store.dataVersion();
+    if (version !== cache.version) {
+      cache.decisions.clear();
+      cache.version = version;
+    }
+    // Keyed by the address as given: the reply echoes it.
+    const key = formatAddress(a);
+    let d = cache.decisions.get(key);
+    if (!d) cache.decisions.set(key, (d = this.decide(a)));
+    return d;
+  }
+
+  private decide(a: Address): RecipientDecision {
     const addr = formatAddress(a);
-    const r = resolveRecipient(this.store, a);
+    const r = resolveRecipient(this.store, a, this.opts);
     switch (r.kind) {
       case "not-local":
         return { reply: reply(554, "5.7.1", `<${addr}>: Relay access denied`) };
       case "unknown":
         return { reply: reply(550, "5.1.1", `<${addr}>: Recipient address rejected: User unknown`) };
       case "loop":
-        return { reply: reply(550, "5.4.6", `<${addr}>: Alias or list expansion loops`) };
+        return { reply: reply(550, "5.4.6", `<${addr}>: Alias or list expansion loops (mail loop)`) };
+      case "too-deep":
+        return { reply: reply(550, "5.4.6", `<${addr}>: Alias or list nesting too deep`) };
       case "ok": {
         const offsite = this.offsiteForward(r.entry, r.route);
         if (offsite && !this.opts.forwardOffsite) return { reply: reply(551, "5.1.6", `User not local; please try <${offsite}>`) };
@@ -52,13 +80,13 @@ export class RecipientPolicy {
   }
 
   vrfy(arg: string): Reply {
-    if (!this.opts.vrfy) return reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+    if (!this.opts.vrfy) return cannotVrfy();
     const found = this.find(arg);
     if ("code" in found) return found;
     const e = found.entry;
     if (e.kind === "user") return reply(250, "2.1.5", describeUser(e));
     if (e.kind === "alias") {
-      const r = resolveRecipient(this.store, parseAddress(e.address)!);
+      const r = resolveRecipient(this.store, parseAddress(e.address)!, this.opts);
       if (r.kind === "ok") {
         const offsite = this.offsiteForward(e, r.route);
         if (offsite)
@@ -104,8 +132,11 @@ export class RecipientPolicy {
       const a = parseAddress(text);
       if (!a) return reply(501, "5.1.3", `Bad address syntax: ${printable(text)}`);
       if (!this.store.isLocalDomain(a.domain)) return reply(550, "5.1.2", `<${printable(text)}>: Not a local domain`);
-      const e = this.store.lookup(formatAddress(a));
-      return e ? { entry: e } : reply(550, "5.1.1", `<${printable(text)}>: User unknown`);
+      const f = findEntry(this.store, a, this.opts);
+      if (!f) return reply(550, "5.1.1", `<${printable(text)}>: User unknown`);
+      // RCPT would accept it, so 550 would lie; naming the catch-all's target would reveal it.
+      if (f.source === "catch-all") return cannotVrfy();
+      return { entry: f.entry };
     }
     let candidates: Entry[];
     if (this.opts.search) {
@@ -120,16 +151,23 @@ export class RecipientPolicy {
     return reply(553, "5.1.4", "Ambiguous; possibilities are", ...candidates.slice(0, MAX_CANDIDATES).map(describe), ...(more > 0 ? [`and ${more} more`] : []));
   }
 
-  /** Entries named local@domain for each local domain: one indexed lookup per domain, no scan. */
+  /**
+   * Entries that local@domain names in each local domain, as RCPT would find them (plus-addressing
+   * included, a catch-all not): one indexed lookup per domain, no scan.
+   */
   private exactLocalPart(local: string): Entry[] {
     const found: Entry[] = [];
     for (const domain of this.opts.domains ?? []) {
       const a = parseAddress(`${local}@${domain}`);
-      const e = a && this.store.lookup(formatAddress(a));
-      if (e) found.push(e);
+      const f = a && findEntry(this.store, a, this.opts);
+      if (f && f.source !== "catch-all") found.push(f.entry);
     }
     return found;
   }
+}
+
+function cannotVrfy(): Reply {
+  return reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 function describeUser(e: Extract<Entry, { kind: "user" }>): string {

@@ -13,6 +13,7 @@ const options: SmtpSessionOptions = {
   hostname: "mx.test",
   maxMessageSize: 1000,
   maxRecipients: 2,
+  maxExpandedRecipients: 100,
   maxErrors: 5,
   maxJunkCommands: 50,
   commandTimeoutMs: 5000,

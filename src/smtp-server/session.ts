@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import { domainToASCII } from "node:url";
 import { isAscii, parsePath, formatAddress, type Address } from "../core/address.js";
+import { ExpandedRecipients } from "../delivery/expanded-recipients.js";
 import { formatReply, reply, replyLines, replyText, type Reply } from "../core/reply.js";
 import type { Logger } from "../core/log.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
@@ -13,7 +14,7 @@ import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { decodeUtf8, hasControlChars, printable } from "../protocol/wire-text.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
-import type { RecipientDecision } from "./recipient-policy.js";
+import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
 import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
 import { Transaction } from "./transaction.js";
@@ -22,6 +23,8 @@ export interface SmtpSessionOptions {
   readonly hostname: string;
   readonly maxMessageSize: number;
   readonly maxRecipients: number;
+  /** limits.max_expanded_recipients: recipients of one message after aliases and lists. */
+  readonly maxExpandedRecipients: number;
   readonly maxErrors: number;
   readonly maxJunkCommands: number;
   readonly commandTimeoutMs: number;
@@ -34,7 +37,8 @@ export interface SmtpSessionOptions {
 }
 
 export interface SmtpPolicy {
-  checkRecipient(a: Address): RecipientDecision;
+  /** With a cache, an address already decided in this transaction is not resolved again. */
+  checkRecipient(a: Address, cache?: DecisionCache): RecipientDecision;
   vrfy(arg: string): Reply;
   expn(arg: string): Reply;
 }
@@ -323,8 +327,19 @@ export class SmtpSession {
       if (this.overJunkLimit()) return;
       return this.send(r);
     }
-    const decision = this.deps.policy.checkRecipient(address);
+    const decision = this.deps.policy.checkRecipient(address, t.decisions);
     if (!decision.route) return fail(decision.reply);
+    const admission = (t.expanded ??= new ExpandedRecipients(this.opts.maxExpandedRecipients)).admit(decision.route);
+    if (admission.kind === "over") {
+      // RFC 5321 §4.5.3.1.10: 452 when the rest may follow in another transaction; a route larger
+      // than the cap by itself never fits, and 452 would make the client retry it forever.
+      if (admission.alone)
+        return fail(reply(550, "5.5.3", `<${formatAddress(address)}>: expands to ${admission.size} recipients, more than the limit of ${t.expanded.max}`));
+      const r = reply(452, "4.5.3", "Error: too many recipients after expansion");
+      t.attempts.push({ to: given, reply: r });
+      if (this.overJunkLimit()) return; // like the 452 above: not an error, but not endless either
+      return this.send(r);
+    }
     t.recipients.push({ address: formatAddress(address), route: decision.route });
     t.attempts.push({ to: given, reply: decision.reply });
     this.send(decision.reply);

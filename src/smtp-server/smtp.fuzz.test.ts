@@ -76,6 +76,7 @@ const OPTIONS: SmtpSessionOptions = {
   maxRecipients: 3,
   maxErrors: 1000,
   maxJunkCommands: 1000,
+  maxExpandedRecipients: 100,
   commandTimeoutMs: 5000,
   dataTimeoutMs: 5000,
   bareLineEndings: "normalize",

@@ -1,7 +1,9 @@
 // One mail transaction (RFC 5321 §3.3): from MAIL to the end of DATA/BDAT LAST, or RSET.
 // The session owns at most one; RSET, EHLO and a finished message throw it away.
 import type { Reply } from "../core/reply.js";
+import type { ExpandedRecipients } from "../delivery/expanded-recipients.js";
 import type { AcceptedRecipient, IncomingMessage } from "../spool/spool.js";
+import { DecisionCache } from "./recipient-policy.js";
 
 export interface RecipientAttempt {
   readonly to: string;
@@ -14,6 +16,10 @@ export class Transaction {
   readonly attempts: RecipientAttempt[] = [];
   /** Open while BDAT chunks arrive (RFC 3030); null otherwise. */
   bdat: { message: IncomingMessage | null; size: number; failed: Reply | null } | null = null;
+  /** Policy decisions by address: each address is resolved (and a list expanded) once per message. */
+  readonly decisions = new DecisionCache();
+  /** Created at the first accepted RCPT. */
+  expanded: ExpandedRecipients | null = null;
 
   constructor(
     readonly id: string,

@@ -22,6 +22,9 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** Targets that name no local entry yet are refused without it. */
+const FORCE = { force: true };
+
 function usageError(message: string | RegExp): (err: unknown) => boolean {
   return (err) => {
     assert.ok(err instanceof UsageError, `expected UsageError, got ${String(err)}`);
@@ -99,7 +102,7 @@ test("malformed and unsafe mailbox names are refused", () => {
 
 test("passwords: empty and multi-line are refused", () => {
   assert.throws(() => store.addUser("alice@localhost", ""), usageError("Password is empty"));
-  assert.throws(() => store.addUser("alice@localhost", "a\nb"), usageError("Password cannot contain line breaks or NUL"));
+  assert.throws(() => store.addUser("alice@localhost", "a\nb"), usageError("Password cannot contain control characters (line breaks, tabs, NUL, escapes)"));
   assert.equal(store.getUser("alice@localhost"), null);
   store.addUser("alice@localhost", "pw");
   assert.throws(() => store.setPassword("alice@localhost", ""), usageError("Password is empty"));
@@ -131,9 +134,9 @@ test("apopSecret only for users with APOP; a password change without --apop turn
 });
 
 test("aliases: add, extend, list, lookup, delete", () => {
-  store.addAlias("Postmaster@localhost", ["alice@localhost", "Bob@Remote.example"]);
-  store.addAlias("postmaster@localhost", ["carol@localhost"]);
-  store.addAlias("abuse@example.test", ["postmaster@localhost"]);
+  store.addAlias("Postmaster@localhost", ["alice@localhost", "Bob@Remote.example"], FORCE);
+  store.addAlias("postmaster@localhost", ["carol@localhost"], FORCE);
+  store.addAlias("abuse@example.test", ["postmaster@localhost"], FORCE);
   assert.deepEqual(store.listAliases(), [
     { alias: "abuse@example.test", targets: ["postmaster@localhost"] },
     { alias: "postmaster@localhost", targets: ["alice@localhost", "bob@remote.example", "carol@localhost"] },
@@ -173,8 +176,8 @@ test("duplicates are refused across users, aliases and lists", () => {
 });
 
 test("lists: add, show, delete one member, delete the whole list", () => {
-  store.addListMembers("staff@localhost", ["alice@localhost", "bob@example.test"]);
-  store.addListMembers("Staff@localhost", ["carol@remote.example"]);
+  store.addListMembers("staff@localhost", ["alice@localhost", "bob@example.test"], FORCE);
+  store.addListMembers("Staff@localhost", ["carol@remote.example"], FORCE);
   assert.deepEqual(store.listMembers("STAFF@localhost"), ["alice@localhost", "bob@example.test", "carol@remote.example"]);
   assert.equal(store.lookup("staff@localhost")?.kind, "list");
 
@@ -190,7 +193,7 @@ test("lists: add, show, delete one member, delete the whole list", () => {
 });
 
 test("lists: removing the last member removes the list; a user is not a list", () => {
-  store.addListMembers("team@localhost", ["alice@localhost"]);
+  store.addListMembers("team@localhost", ["alice@localhost"], FORCE);
   store.deleteList("team@localhost", ["alice@localhost"]);
   assert.equal(store.lookup("team@localhost"), null);
   store.addUser("alice@localhost", "pw");
@@ -201,18 +204,18 @@ test("lists: removing the last member removes the list; a user is not a list", (
 
 test("nothing is half-written when one of several targets or members is bad", () => {
   // A malformed target: refused before anything is written.
-  assert.throws(() => store.addAlias("a@localhost", ["b@localhost", "bad address", "c@localhost"]), UsageError);
+  assert.throws(() => store.addAlias("a@localhost", ["b@localhost", "bad address", "c@localhost"], FORCE), UsageError);
   assert.equal(store.lookup("a@localhost"), null);
-  assert.throws(() => store.addListMembers("l@localhost", ["b@localhost", "@@"]), UsageError);
+  assert.throws(() => store.addListMembers("l@localhost", ["b@localhost", "@@"], FORCE), UsageError);
   assert.equal(store.lookup("l@localhost"), null);
 
   // A duplicate found part-way through the transaction: the earlier inserts are rolled back.
-  store.addAlias("a@localhost", ["x@localhost"]);
-  assert.throws(() => store.addAlias("a@localhost", ["y@localhost", "x@localhost"]), UsageError);
+  store.addAlias("a@localhost", ["x@localhost"], FORCE);
+  assert.throws(() => store.addAlias("a@localhost", ["y@localhost", "x@localhost"], FORCE), UsageError);
   assert.deepEqual(store.listAliases(), [{ alias: "a@localhost", targets: ["x@localhost"] }]);
 
-  store.addListMembers("l@localhost", ["m1@localhost", "m2@localhost"]);
-  assert.throws(() => store.addListMembers("l@localhost", ["m3@localhost", "m2@localhost"]), UsageError);
+  store.addListMembers("l@localhost", ["m1@localhost", "m2@localhost"], FORCE);
+  assert.throws(() => store.addListMembers("l@localhost", ["m3@localhost", "m2@localhost"], FORCE), UsageError);
   assert.deepEqual(store.listMembers("l@localhost"), ["m1@localhost", "m2@localhost"]);
 
   // Deleting members where one is missing deletes none.
@@ -255,4 +258,102 @@ test("data survives closing and reopening the store", async () => {
   assert.equal(store.getUser("alice@localhost")?.name, "Alice");
   assert.equal(await store.checkPassword("alice@localhost", "pw"), true);
   assert.deepEqual(store.listAliases(), [{ alias: "postmaster@localhost", targets: ["alice@localhost"] }]);
+});
+
+test("passwords with control characters are refused (tab, escape, DEL)", () => {
+  for (const pw of ["a\tb", "a\x1bb", "a\x7f", "a\rb", "a\0b"])
+    assert.throws(() => store.addUser("alice@localhost", pw), usageError("Password cannot contain control characters (line breaks, tabs, NUL, escapes)"), JSON.stringify(pw));
+  assert.equal(store.getUser("alice@localhost"), null);
+  store.addUser("alice@localhost", "spaces are fine ünd ümlauts");
+  assert.equal(store.checkPassword("alice@localhost", "spaces are fine ünd ümlauts"), true);
+});
+
+test("aliases and lists may not point at local addresses that name nothing, unless forced", () => {
+  store.addUser("alice@localhost", "pw");
+  const msg = "bob@localhost is not a local user, alias or list; add it first, or pass --force";
+  assert.throws(() => store.addAlias("a@localhost", ["alice@localhost", "bob@localhost"]), usageError(msg));
+  assert.throws(() => store.addListMembers("l@localhost", ["bob@localhost"]), usageError(msg));
+  assert.deepEqual(store.listAliases(), []);
+  assert.deepEqual(store.listLists(), []);
+  // Remote targets, postmaster@ (always accepted) and existing entries are fine.
+  store.addAlias("a@localhost", ["alice@localhost", "far@remote.example", "postmaster@example.test"]);
+  store.addListMembers("l@localhost", ["a@localhost"]);
+  // alice+tag@ names alice@ when the delimiter is "+", not without it.
+  assert.throws(() => store.addListMembers("l@localhost", ["alice+news@localhost"]), usageError(/^alice\+news@localhost is not a local/));
+  store.addListMembers("l@localhost", ["alice+news@localhost"], { delimiter: "+" });
+  // A domain with a catch-all takes any local part.
+  store.addAlias("@example.test", ["alice@localhost"]);
+  store.addListMembers("l@localhost", ["anyone@example.test"]);
+  store.addAlias("b@localhost", ["ghost@localhost"], FORCE);
+  assert.deepEqual(store.lookup("b@localhost"), { kind: "alias", address: "b@localhost", targets: ["ghost@localhost"] });
+});
+
+test("a catch-all alias is @domain of a local domain", () => {
+  store.addUser("alice@localhost", "pw");
+  store.addAlias("@LOCALHOST", ["alice@localhost"]);
+  assert.deepEqual(store.lookup("@localhost"), { kind: "alias", address: "@localhost", targets: ["alice@localhost"] });
+  assert.deepEqual(store.listAliases(), [{ alias: "@localhost", targets: ["alice@localhost"] }]);
+  assert.throws(() => store.addAlias("@other.org", ["alice@localhost"]), usageError("Domain other.org is not local (local domains: localhost, example.test)"));
+  assert.throws(() => store.addAlias("@bad domain", ["alice@localhost"]), usageError('Cannot parse catch-all "@bad domain": expected @domain'));
+  store.deleteAlias("@localhost");
+  assert.equal(store.lookup("@localhost"), null);
+});
+
+test("deleting a user takes them out of lists and aliases, and says where from", () => {
+  store.addUser("alice@localhost", "pw");
+  store.addUser("bob@localhost", "pw");
+  store.addListMembers("team@localhost", ["alice@localhost", "bob@localhost"]);
+  store.addListMembers("solo@localhost", ["alice@localhost"]);
+  store.addAlias("fwd@localhost", ["alice@localhost"]);
+  store.addAlias("both@localhost", ["alice@localhost", "bob@localhost"]);
+  assert.deepEqual(store.deleteUser("Alice@localhost"), { lists: ["solo@localhost", "team@localhost"], aliases: ["both@localhost", "fwd@localhost"] });
+  assert.deepEqual(store.listLists(), [{ list: "team@localhost", members: ["bob@localhost"] }]);
+  assert.deepEqual(store.listAliases(), [{ alias: "both@localhost", targets: ["bob@localhost"] }]);
+  assert.deepEqual(store.deleteUser("bob@localhost"), { lists: ["team@localhost"], aliases: ["both@localhost"] });
+});
+
+test("targetsOf classifies every member in one query", () => {
+  store.addUser("alice@localhost", "pw");
+  store.addAlias("fwd@localhost", ["alice@localhost"]);
+  store.addListMembers("inner@localhost", ["alice@localhost"]);
+  store.addListMembers("l@localhost", ["alice@localhost", "fwd@localhost", "inner@localhost", "far@remote.example", "ghost@localhost"], FORCE);
+  assert.deepEqual(store.targetsOf("list", "L@localhost"), [
+    { address: "alice@localhost", kind: "user" },
+    { address: "fwd@localhost", kind: "alias" },
+    { address: "inner@localhost", kind: "list" },
+    { address: "far@remote.example", kind: null },
+    { address: "ghost@localhost", kind: null },
+  ]);
+  assert.deepEqual(store.targetsOf("alias", "fwd@localhost"), [{ address: "alice@localhost", kind: "user" }]);
+});
+
+test("Unicode case mapping never reaches an ASCII account (U+212A KELVIN SIGN)", () => {
+  store.addUser("kate@localhost", "pw");
+  assert.equal(store.lookup("\u212Aate@localhost"), null);
+  assert.equal(store.passwordHash("\u212Aate@localhost"), null);
+  assert.equal(store.checkPassword("\u212Aate@localhost", "pw"), false);
+  assert.equal(store.lookup("KATE@localhost")?.kind, "user");
+  assert.throws(() => store.addUser("\u212Aate@localhost", "pw"), usageError(/^Cannot use .* as a mailbox/));
+});
+
+test("data_dir is created 0700 and the database 0600; wider modes are narrowed and reported", () => {
+  const data = path.join(dir, "data");
+  assert.equal(fs.statSync(data).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(path.join(data, "petrel.db")).mode & 0o777, 0o600);
+  for (const f of ["petrel.db-wal", "petrel.db-shm"]) if (fs.existsSync(path.join(data, f))) assert.equal(fs.statSync(path.join(data, f)).mode & 0o777, 0o600, f);
+  store.close();
+  fs.chmodSync(data, 0o755);
+  fs.chmodSync(path.join(data, "petrel.db"), 0o644);
+  store = new AccountStore(data, ["localhost"]);
+  assert.equal(fs.statSync(data).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(path.join(data, "petrel.db")).mode & 0o777, 0o600);
+  assert.equal(store.narrowed.length, 2);
+  assert.match(store.narrowed[0]!, /data was readable by others \(mode 755\); changed to 700$/);
+});
+
+test("an unusable data_dir is one UsageError", () => {
+  const file = path.join(dir, "a-file");
+  fs.writeFileSync(file, "");
+  assert.throws(() => new AccountStore(file, ["localhost"]), usageError(`Cannot use data_dir ${file}: not a folder`));
+  assert.throws(() => new AccountStore(path.join(file, "sub"), ["localhost"]), usageError(new RegExp(`^Cannot use data_dir ${file}/sub: ENOTDIR`)));
 });

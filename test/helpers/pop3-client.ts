@@ -30,8 +30,9 @@ export class RawPop3 {
     socket.on("error", () => undefined);
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<RawPop3> {
-    const socket = net.connect({ port, host });
+  /** `localAddress` (e.g. 127.0.0.7) makes the connection come from another loopback address. */
+  static async connect(port: number, host = "127.0.0.1", localAddress?: string): Promise<RawPop3> {
+    const socket = net.connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", reject);
@@ -40,8 +41,8 @@ export class RawPop3 {
   }
 
   /** Connects and reads the greeting. */
-  static async open(port: number): Promise<{ client: RawPop3; greeting: string }> {
-    const client = await RawPop3.connect(port);
+  static async open(port: number, localAddress?: string): Promise<{ client: RawPop3; greeting: string }> {
+    const client = await RawPop3.connect(port, "127.0.0.1", localAddress);
     return { client, greeting: await client.line() };
   }
 
