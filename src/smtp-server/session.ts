@@ -3,6 +3,7 @@
 // small interfaces. Replies are queued and written once per batch of pipelined commands (RFC 2920).
 import type { Socket } from "node:net";
 import { isAscii, parsePath, formatAddress, type Address } from "../core/address.js";
+import { MailError } from "../core/errors.js";
 import { formatReply, reply, replyText, type Reply } from "../core/reply.js";
 import type { Logger } from "../core/log.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
@@ -389,9 +390,12 @@ export class SmtpSession {
     }
   }
 
+  /** The reply for a failure to store: the MailError's own (452 4.3.1 disk full, 550 5.6.0 ...), else 451 4.3.0. */
   private localError(cause: unknown): Reply {
-    this.deps.log.error({ err: cause, id: this.transaction?.id }, "local error while storing message");
-    return reply(451, "4.3.0", "Error: local error in processing");
+    const r = cause instanceof MailError ? cause.reply : undefined;
+    if (r && r.code >= 500) this.deps.log.info({ err: cause, id: this.transaction?.id }, "message refused while storing");
+    else this.deps.log.error({ err: cause, id: this.transaction?.id }, "local error while storing message");
+    return r ?? reply(451, "4.3.0", "Error: local error in processing");
   }
 
   private finishTransaction(t: Transaction, r: Reply, size: number): void {
