@@ -8,6 +8,8 @@ import { ApopTimestamps } from "./pop3-server/apop.js";
 import { Maildrop } from "./pop3-server/maildrop.js";
 import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";
+import { DataDirLock } from "./recovery/data-dir-lock.js";
+import { recoverDataDir } from "./recovery/startup-recovery.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
@@ -21,8 +23,16 @@ export interface RunningServer {
 }
 
 export async function startServer(config: LoadedConfig, log: Logger): Promise<RunningServer> {
+  // Before anything writes: one server per data_dir, then finish or sweep what a crash left.
+  const lock = DataDirLock.acquire(config.data_dir);
+  try {
+    log.info(await recoverDataDir(config.data_dir), "recovered");
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const store = new AccountStore(config.data_dir, config.domains);
-  const spool = new Spool(config.data_dir);
+  const spool = new Spool(config.data_dir, log);
   const policy = new RecipientPolicy(store, {
     vrfy: config.smtp.vrfy,
     expn: config.smtp.expn,
@@ -86,6 +96,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   } catch (err) {
     await Promise.all(listeners.map((l) => l.stop(0)));
     store.close();
+    lock.release();
     throw err;
   }
   log.info({ hostname: config.hostname, domains: config.domains, data_dir: config.data_dir, config: config.source }, "petrel started");
@@ -95,6 +106,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       store.close();
       await spool.close();
+      lock.release();
       log.info("petrel stopped");
     },
   };
