@@ -1,6 +1,7 @@
 // Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}. A message is
-// written under tmp/ and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>",
-// the ",S=" (file size) and ",W=" (CRLF size) extensions Dovecot also writes. The part before "," is its stable unique id (POP3 UIDL).
+// written under tmp/ with LF line ends and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>",
+// then ",S=" (file size) and ",W=" (CRLF size), the extensions Dovecot also writes. The part before ","
+// is its stable unique id (POP3 UIDL); P<pid> and <host> let startup recovery tell Petrel's own tmp/ files.
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
