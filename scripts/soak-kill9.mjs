@@ -4,6 +4,8 @@
 // not get 250. At the end the server is restarted once more (recovery), then every copy is
 // reconciled: each 250'd message exactly once per recipient, no partial or corrupt file, nothing left
 // in tmp/, queue/tmp or the journal. Prints one summary line; exit status 1 on any violation.
+// Duplicates after an attempt that got no reply fall in the RFC 1047 window (the last fsync before
+// the 250) and are counted apart; SOAK_DEBUG=1 lists them, keeps the data and the server's info log.
 // Usage: node scripts/soak-kill9.mjs [--seconds 60] [--clients 4]   (needs `npm run build` first)
 import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
@@ -62,7 +64,7 @@ await startServer(); // the last restart's recovery
 await stopServer();
 const report = reconcile();
 const secs = ((Date.now() - started) / 1000).toFixed(1);
-const ok = report.lost === 0 && report.partial === 0 && report.corrupt === 0 && report.unexplainedDup === 0 && report.leftovers === 0;
+const ok = !(process.env.SOAK_DEBUG && report.windowDup) && report.lost === 0 && report.partial === 0 && report.corrupt === 0 && report.unexplainedDup === 0 && report.leftovers === 0;
 console.log(
   `soak: ${ok ? "PASS" : "FAIL"} ${secs}s clients=${CLIENTS} kills=${kills} messages=${messages.size} accepted=${report.accepted} ` +
     `attempts=${attempts} no_reply=${noReply} tempfail=${tempFails} copies=${report.copies} lost=${report.lost} partial=${report.partial} ` +
@@ -89,7 +91,8 @@ async function freePort() {
 
 async function startServer() {
   for (let tries = 0; ; tries++) {
-    const child = spawn(BIN, ["serve", "--config", config], { stdio: ["ignore", "ignore", "pipe"] });
+    const out = process.env.SOAK_DEBUG ? fs.openSync(path.join(dir, "server.log"), "a") : "ignore";
+    const child = spawn(BIN, ["serve", "--config", config], { stdio: ["ignore", out, "pipe"], env: { ...process.env, PETREL_LOG_LEVEL: process.env.SOAK_DEBUG ? "info" : "warn" } });
     let err = "";
     child.stderr.on("data", (d) => (err += d));
     const up = await waitListening(child);
@@ -231,6 +234,7 @@ function reconcile() {
       // A retry after an attempt that got no reply: the RFC 1047 window (committed, 250 not yet written).
       if (m.ambiguous) windowDup++;
       else unexplainedDup++;
+      if (process.env.SOAK_DEBUG) console.log(`duplicate ${id} -> ${rcpts.join(",")} copies ${n.join(",")}`);
     }
   }
   return { accepted, copies, lost, partial, corrupt, windowDup, unexplainedDup, leftovers };

@@ -1,7 +1,8 @@
-// Startup recovery, run once the data_dir lock is held (so no other Petrel writes here): finishes or
-// rolls back the commits a crash cut (spool journal), then sweeps what no one will finish: Petrel's
-// own files in Maildir tmp/ folders and queue temporaries at once, other writers' tmp/ files after
-// 36 hours (the Maildir spec's rule), queue messages without an envelope.
+// Startup recovery, run once the data_dir lock is held (so no other Petrel writes here): undoes the
+// commits a crash cut before their commit point (a spool journal left: its client got no 250), then
+// sweeps what no one will finish: Petrel's own files in Maildir tmp/ folders and queue temporaries at
+// once, other writers' tmp/ files after 36 hours (the Maildir spec's rule), queue messages without an
+// envelope.
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir, ownNamePid } from "../mailbox/maildir.js";

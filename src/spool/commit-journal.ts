@@ -1,8 +1,8 @@
 // The commit journal: before a message with several files (list copies, queue message + envelope)
 // makes its first file visible, the list of its renames (tmp → final) is written and fsync'd to
-// <data_dir>/spool/journal/<id>.json. Recovery at start replays what a crash left: when any rename
-// had happened (the message was committed) it finishes the rest; when none had, it removes the
-// temporaries, so after a crash a message shows every copy or none. Removed after the folder fsyncs.
+// <data_dir>/spool/journal/<id>.json. Its durable removal, after the folder fsyncs, is the commit
+// point. A journal found at start belongs to a message whose client got no 250: recovery removes
+// every file it names, visible or not, so after a crash a message shows every copy or none.
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir } from "../mailbox/maildir.js";
@@ -24,10 +24,16 @@ export function journalDir(dataDir: string): string {
 }
 
 export class CommitJournal {
-  private constructor(readonly file: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly syncDir: (dir: string) => Promise<void>,
+  ) {}
 
-  /** Writes and fsyncs the journal (file and folder entry): after this a crash is recoverable. */
-  static async write(dataDir: string, id: string, renames: readonly Rename[]): Promise<CommitJournal> {
+  /**
+   * Writes and fsyncs the journal (file and folder entry): after this a crash is recoverable.
+   * syncDir fsyncs a folder (the spool's group-committing DirSyncer).
+   */
+  static async write(dataDir: string, id: string, renames: readonly Rename[], syncDir: (dir: string) => Promise<void> = fsyncDir): Promise<CommitJournal> {
     const dir = journalDir(dataDir);
     if ((await fs.mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) {
       await fsyncDir(path.dirname(dir));
@@ -49,49 +55,51 @@ export class CommitJournal {
     } finally {
       await fh.close().catch(() => undefined);
     }
-    await fsyncDir(dir);
-    return new CommitJournal(file);
+    await syncDir(dir);
+    return new CommitJournal(file, syncDir);
   }
 
+  /** The commit point: the journal's removal, made durable. */
   async remove(): Promise<void> {
     await fs.unlink(this.file);
+    await this.syncDir(path.dirname(this.file));
+  }
+
+  /** Removes the journal of a message that was undone (no fsync needed: replaying it undoes again). */
+  async discard(): Promise<void> {
+    await fs.unlink(this.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+    });
   }
 }
 
-/**
- * Renames whatever is still at its temporary name; a rename whose source is gone was done before.
- * Returns the folders that received files, for the caller to fsync.
- */
-export async function finishRenames(renames: readonly Rename[]): Promise<{ dirs: Set<string>; missing: number; renamed: number }> {
+/** Unlinks files, ignoring those already gone; fsyncs their folders. */
+export async function removeFiles(files: readonly string[]): Promise<number> {
   const dirs = new Set<string>();
-  let missing = 0, renamed = 0;
-  for (const r of renames) {
+  let removed = 0;
+  for (const f of files) {
     try {
-      await fs.rename(r.from, r.to);
-      renamed++;
+      await fs.unlink(f);
+      removed++;
+      dirs.add(path.dirname(f));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      if (!(await exists(r.to))) missing++;
     }
-    dirs.add(path.dirname(r.to));
   }
-  return { dirs, missing, renamed };
+  for (const d of dirs) await fsyncDir(d);
+  return removed;
 }
 
 export interface ReplayResult {
-  /** Journals whose message was committed: the remaining renames were done. */
-  completed: number;
-  /** Journals whose message never became visible: the temporaries were removed. */
-  rolledBack: number;
-  /** Files renamed into place by recovery. */
-  renamed: number;
-  /** Files a journal named that were at neither name (removed by someone else). */
-  missing: number;
+  /** Messages a crash cut before their commit point: undone. */
+  undone: number;
+  /** Files (visible copies and temporaries) those messages had. */
+  removed: number;
 }
 
-/** Startup: replays every journal left by a process that died mid-commit. */
+/** Startup: undoes every message whose commit a crash cut (its journal is still there). */
 export async function replayJournals(dataDir: string): Promise<ReplayResult> {
-  const result: ReplayResult = { completed: 0, rolledBack: 0, renamed: 0, missing: 0 };
+  const result: ReplayResult = { undone: 0, removed: 0 };
   const dir = journalDir(dataDir);
   let names: string[];
   try {
@@ -102,18 +110,10 @@ export async function replayJournals(dataDir: string): Promise<ReplayResult> {
   }
   for (const name of names) {
     const file = path.join(dir, name);
-    const renames = await readJournal(dataDir, file);
-    // A journal that does not parse was cut short by the crash: no rename had started.
-    if (renames && (await anyExists(renames.map((r) => r.to)))) {
-      const done = await finishRenames(renames);
-      for (const d of done.dirs) await fsyncDir(d);
-      result.completed++;
-      result.renamed += done.renamed;
-      result.missing += done.missing;
-    } else {
-      for (const r of renames ?? []) await fs.unlink(r.from).catch(() => undefined);
-      result.rolledBack++;
-    }
+    // A journal that does not parse was cut short: no rename had started (its tmp/ files are swept).
+    const renames = (await readJournal(dataDir, file)) ?? [];
+    result.removed += await removeFiles(renames.flatMap((r) => [r.to, r.from]));
+    result.undone++;
     await fs.unlink(file);
   }
   if (names.length) await fsyncDir(dir);
@@ -130,11 +130,3 @@ async function readJournal(dataDir: string, file: string): Promise<Rename[] | nu
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
-}
-
-async function anyExists(files: readonly string[]): Promise<boolean> {
-  for (const f of files) if (await exists(f)) return true;
-  return false;
-}

@@ -1,6 +1,6 @@
 // Unit tests of the spool on a temporary data_dir: copies in Maildirs with LF line ends and their
-// ,S=/,W= sizes, copies past the direct ones made at commit, the queue entry, abort, the journal's
-// replay (finish or roll back), disk-full replies, and content that would continue our header.
+// ,S=/,W= sizes, copies past the direct ones made at commit, the queue entry, abort, undoing a
+// failed commit and a journal left by a crash, disk-full replies, content that would continue our header.
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -121,28 +121,30 @@ describe("commit journal replay", () => {
     });
   }
 
-  test("a journal whose first rename happened is finished: every file renamed", async () => {
+  test("a journal found at start (the client got no 250) is undone: visible copies and temporaries go", async () => {
     const renames = setUp(["1", "2", "3"]);
     await CommitJournal.write(dataDir, "J1", renames);
-    fs.renameSync(renames[0]!.from, renames[0]!.to);
+    fs.renameSync(renames[0]!.from, renames[0]!.to); // the first copy was visible when the crash came
     const r = await replayJournals(dataDir);
-    assert.deepEqual(r, { completed: 1, rolledBack: 0, renamed: 2, missing: 0 });
-    for (const x of renames) assert.ok(fs.existsSync(x.to) && !fs.existsSync(x.from));
+    assert.deepEqual(r, { undone: 1, removed: 3 });
+    for (const x of renames) assert.ok(!fs.existsSync(x.to) && !fs.existsSync(x.from));
     assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "journal")), []);
   });
 
-  test("a journal with no rename done is rolled back: the temporaries go, nothing becomes visible", async () => {
-    const renames = setUp(["1", "2"]);
-    await CommitJournal.write(dataDir, "J2", renames);
-    const r = await replayJournals(dataDir);
-    assert.deepEqual(r, { completed: 0, rolledBack: 1, renamed: 0, missing: 0 });
-    for (const x of renames) assert.ok(!fs.existsSync(x.to) && !fs.existsSync(x.from));
+  test("a commit that fails before its commit point leaves no copy and no journal", async () => {
+    const spool = new Spool(dataDir, silentLogger());
+    const msg = await spool.open(envelope(["a@localhost", "b@localhost"]));
+    await msg.write([Buffer.from("Subject: x\r\n\r\n")]);
+    fs.rmSync(path.join(dataDir, "mailboxes", "localhost", "b", "new"), { recursive: true }); // the second rename fails
+    await assert.rejects(msg.commit(), (err: MailError) => err.reply?.code === 451);
+    assert.deepEqual([...files("a@localhost", "new"), ...files("a@localhost", "tmp"), ...files("b@localhost", "tmp")], []);
+    assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "journal")), []);
   });
 
   test("a journal cut short (not JSON) is removed; no rename can have started after it", async () => {
     fs.mkdirSync(path.join(dataDir, "spool", "journal"), { recursive: true });
     fs.writeFileSync(path.join(dataDir, "spool", "journal", "J3.json"), '{"version":1,"id":"J3","ren');
-    assert.equal((await replayJournals(dataDir)).rolledBack, 1);
+    assert.deepEqual(await replayJournals(dataDir), { undone: 1, removed: 0 });
     assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "journal")), []);
   });
 });

@@ -4,10 +4,12 @@
 // CRLF → LF; POP3 adds the CRs back). commit() resolves only when 250 may be sent; abort() leaves
 // nothing behind. Trusts the envelope the session built; failures are MailErrors carrying the reply.
 //
-// Commit order (exactly once): every file is written and fsync'd under tmp/ names; for a message of
-// several files a journal of its renames is fsync'd; then the renames, then the folder fsyncs, then
-// the journal is removed. The first rename is the commit point: before it a failure leaves nothing
-// (451/452), after it the message is delivered (250) and recovery finishes any rename a crash cut.
+// Commit order (exactly once): every file is written and fsync'd under tmp/ names. One copy: rename
+// into new/ (the commit point), fsync new/, 250. Several files (list copies, queue message and
+// envelope): a journal of the renames is fsync'd, the renames, the folder fsyncs, then the journal's
+// removal, fsync'd, is the commit point and 250 follows. A crash before it is undone at start (the
+// journal names every file), a failure is undone at once (451/452): every copy or none. A retry after
+// no reply duplicates only when the crash falls in the last fsync before the 250 (RFC 1047).
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
@@ -19,7 +21,7 @@ import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
 import { ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { QUEUE_FOLDERS, queueEnvelope, queuePaths } from "../queue/queue-entry.js";
-import { CommitJournal, finishRenames, type Rename } from "./commit-journal.js";
+import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
 import { fault } from "./fault-injection.js";
 import { checkContentStart, receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
@@ -198,10 +200,13 @@ export class IncomingMessage {
     return true;
   }
 
-  /** Makes every copy durable and visible; resolves when 250 may be sent. */
+  /**
+   * Makes every copy durable and visible; resolves when 250 may be sent. A failure undoes what
+   * became visible (451/452); a crash before the commit point is undone by recovery at start.
+   */
   async commit(): Promise<void> {
     if (this.finished) throw new Error("message already finished");
-    let renames: Rename[];
+    let renames: Rename[] = [];
     try {
       this.add(this.lf.end());
       await this.flush();
@@ -214,43 +219,51 @@ export class IncomingMessage {
         renames.push(await this.writeEnvelope());
         fault("after-queue-write");
       }
-      if (renames.length > 1) {
-        // The tmp/ entries must be durable before any rename: recovery finds them by these names.
-        await this.syncDirs(new Set(renames.map((r) => path.dirname(r.from))));
-        this.journal = await CommitJournal.write(this.ctx.dataDir, this.env.id, renames);
-        fault("after-journal");
-      }
-      await fs.rename(renames[0]!.from, renames[0]!.to);
+      if (renames.length === 1) await this.commitOne(renames[0]!);
+      else await this.commitMany(renames);
     } catch (err) {
+      await this.undo(renames);
       throw storageError(err);
     }
-    // Committed: from here on the message is delivered; a failure is finished now or by recovery.
     this.finished = true;
-    try {
-      fault("after-first-rename");
-      for (const r of renames.slice(1)) await fs.rename(r.from, r.to);
-      fault("after-renames");
-      await this.syncDirs(new Set(renames.map((r) => path.dirname(r.to))));
-      fault("after-folder-fsync");
-      await this.journal?.remove();
-      fault("before-reply");
-    } catch (err) {
-      await this.finishAfterFailure(renames, err);
-    }
+    fault("before-reply");
   }
 
-  /** After the commit point: retries the renames and fsyncs once; else leaves the journal to recovery. */
-  private async finishAfterFailure(renames: readonly Rename[], err: unknown): Promise<void> {
-    const log = this.ctx.log;
-    log.error({ err, id: this.env.id }, "commit step failed after the message was committed; finishing it");
+  /**
+   * One copy: the rename is the commit point (atomic; no mark needed). A failure of the folder fsync
+   * after it still undoes the copy; a crash during that fsync is the duplicate window (RFC 1047).
+   */
+  private async commitOne(r: Rename): Promise<void> {
+    await fs.rename(r.from, r.to);
+    fault("after-first-rename");
+    fault("after-renames");
+    await this.ctx.dirSync.sync(path.dirname(r.to));
+    fault("after-folder-fsync");
+  }
+
+  /** Several files: a journal of the renames is the mark; its removal, once durable, commits. */
+  private async commitMany(renames: readonly Rename[]): Promise<void> {
+    // The tmp/ entries must be durable before the journal that names them.
+    await this.syncDirs(new Set(renames.map((r) => path.dirname(r.from))));
+    this.journal = await CommitJournal.write(this.ctx.dataDir, this.env.id, renames, (d) => this.ctx.dirSync.sync(d));
+    fault("after-journal");
+    for (const [i, r] of renames.entries()) {
+      await fs.rename(r.from, r.to);
+      if (i === 0) fault("after-first-rename");
+    }
+    fault("after-renames");
+    await this.syncDirs(new Set(renames.map((r) => path.dirname(r.to))));
+    fault("after-folder-fsync");
+    await this.journal.remove();
+  }
+
+  /** A failed commit: removes every copy made visible and every temporary; else recovery does at start. */
+  private async undo(renames: readonly Rename[]): Promise<void> {
     try {
-      const done = await finishRenames(renames);
-      await this.syncDirs(done.dirs);
-      await this.journal?.remove().catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== "ENOENT") throw e;
-      });
-    } catch (again) {
-      log.error({ err: again, id: this.env.id, journal: this.journal?.file }, "commit left for recovery at next start");
+      await removeFiles(renames.flatMap((r) => [r.to, r.from]));
+      await this.journal?.discard();
+    } catch (err) {
+      this.ctx.log.error({ err, id: this.env.id, journal: this.journal?.file }, "cannot undo a failed commit; recovery removes it at next start");
     }
   }
 
@@ -320,7 +333,7 @@ export class IncomingMessage {
       if (c.created) await fs.unlink(c.tmpPath).catch(() => undefined);
     }
     if (this.envelopeTmp) await fs.unlink(this.envelopeTmp).catch(() => undefined);
-    await this.journal?.remove().catch(() => undefined);
+    await this.journal?.discard().catch(() => undefined);
   }
 }
 
