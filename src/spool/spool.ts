@@ -150,6 +150,7 @@ export class IncomingMessage {
   private started = false;
   private journal: CommitJournal | null = null;
   private envelopeTmp: string | null = null;
+  private readonly prefixed = new Set<Copy>();
   private finished = false;
 
   constructor(
@@ -193,7 +194,7 @@ export class IncomingMessage {
     }
   }
 
-  private readonly prefixed = new Set<Copy>();
+  /** Each copy gets its trace headers with its first write. */
   private needsPrefix(c: Copy): boolean {
     if (this.prefixed.has(c)) return false;
     this.prefixed.add(c);
