@@ -187,6 +187,7 @@ describe("startup recovery and the data_dir lock", () => {
     await server.stop("SIGKILL");
     const again = await restart(server.dir);
     await again.stop();
+    fs.rmSync(server.dir, { recursive: true, force: true });
   });
 
   test("own tmp/ files go at once, foreign ones after 36 h, queue orphans too; counts and bytes are logged", async () => {
