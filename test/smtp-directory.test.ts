@@ -64,7 +64,12 @@ function message(subject: string): string {
 
 /** Contents of every message in a mailbox. */
 function contents(server: TestServer, address: string): string[] {
-  return server.mailbox(address).map((f) => fs.readFileSync(f, "utf8"));
+  // Files have LF line ends; compared here in their wire form (CRLF).
+  return server.mailbox(address).map((f) => crlf(fs.readFileSync(f, "utf8")));
+}
+
+function crlf(text: string): string {
+  return text.replace(/\r?\n/g, "\r\n");
 }
 
 /** Asserts the mailbox holds exactly `n` copies of the message with this subject; returns them. */
@@ -296,14 +301,17 @@ describe("delivery through aliases and lists", () => {
     copiesOf(server, "ida@localhost", "partly remote", 1);
     copiesOf(server, "alice@localhost", "partly remote", 1);
 
-    const queued = fs.readFileSync(path.join(server.dataDir, "queue", "messages", `${id}.eml`), "utf8");
+    const queued = crlf(fs.readFileSync(path.join(server.dataDir, "queue", "messages", `${id}.eml`), "utf8"));
     assert.ok(queued.endsWith(body), queued);
     assert.match(queued, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTP id /);
     const envelope = JSON.parse(fs.readFileSync(path.join(server.dataDir, "queue", "envelopes", `${id}.json`), "utf8")) as Record<string, unknown>;
     assert.equal(envelope.id, id);
     assert.equal(envelope.sender, "sender@client.test");
-    assert.deepEqual(envelope.recipients, [{ to: "far@remote.test", state: "pending", attempts: 0, last_reply: null }]);
+    assert.equal(envelope.version, 2);
+    assert.deepEqual(envelope.recipients, [{ to: "far@remote.test", state: { kind: "scheduled" }, attempts: 0, next_attempt: envelope.received }]);
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "messages")).filter((f) => !f.endsWith(".eml")), [], "no temporary files left");
+    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "tmp")), [], "no queue temporaries left");
+    assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "envelopes")), [`${id}.json`], "no envelope temporaries left");
   });
 
   test("CLI changes while the server runs take effect on the next RCPT", async () => {

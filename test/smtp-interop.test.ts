@@ -42,11 +42,11 @@ interface Trace {
 /** Return-Path plus the four-line Received header of spool/trace-headers.ts; group 1 is the queue id. */
 function traceHeaders(t: Trace): RegExp {
   return new RegExp(
-    `^Return-Path: <${escapeRe(t.sender)}>\r\n` +
-      `Received: from ${escapeRe(t.helo)} \\(\\[127\\.0\\.0\\.1\\]\\)\r\n` +
-      `\tby mx\\.petrel\\.test \\(Petrel\\) with ${t.protocol} id ([0-9A-Z]+)\r\n` +
-      `\tfor <${escapeRe(t.rcpt)}>;\r\n` +
-      `\t${DAY}, \\d{1,2} ${MONTH} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\r\n`,
+    `^Return-Path: <${escapeRe(t.sender)}>\n` +
+      `Received: from ${escapeRe(t.helo)} \\(\\[127\\.0\\.0\\.1\\]\\)\n` +
+      `\tby mx\\.petrel\\.test \\(Petrel\\) with ${t.protocol} id ([0-9A-Z]+)\n` +
+      `\tfor <${escapeRe(t.rcpt)}>;\n` +
+      `\t${DAY}, \\d{1,2} ${MONTH} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\n`,
   );
 }
 
@@ -70,7 +70,9 @@ function assertStored(server: TestServer, file: string, trace: Trace, body: Buff
   const m = traceHeaders(trace).exec(content.toString("utf8"));
   assert.ok(m, `trace headers of ${path.basename(file)} do not match ${JSON.stringify(trace)}:\n${content.toString("utf8").slice(0, 500)}`);
   const headBytes = Buffer.byteLength(m[0]);
-  assertSameBytes(content.subarray(headBytes), Buffer.isBuffer(body) ? body : Buffer.from(body), `content of ${path.basename(file)}`);
+  // Stored with LF line ends: the body as sent, every CRLF as LF.
+  const sent = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  assertSameBytes(content.subarray(headBytes), Buffer.from(sent.toString("latin1").replace(/\r\n/g, "\n"), "latin1"), `content of ${path.basename(file)}`);
   const id = m[1]!;
   assert.ok(
     server.logLines().some((l) => l.msg === "transaction" && l.id === id && String(l.result).startsWith("250 ")),
@@ -437,9 +439,9 @@ describe("swaks", () => {
     assertStored(server, stored, { sender: "x@y.test", helo: sent.helo, protocol: "ESMTP", rcpt: "bob@example.test" }, sent.data);
     // And the attachment decodes to the very bytes of the file.
     const text = fs.readFileSync(stored, "latin1");
-    const m = /Content-Transfer-Encoding: BASE64\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n--/i.exec(text);
+    const m = /Content-Transfer-Encoding: BASE64\n\n([A-Za-z0-9+/=\n]+?)\n--/i.exec(text);
     assert.ok(m, "base64 attachment part not found");
-    assert.ok(Buffer.from(m[1]!.replace(/\r\n/g, ""), "base64").equals(payload), "decoded attachment differs from the file");
+    assert.ok(Buffer.from(m[1]!.replace(/\n/g, ""), "base64").equals(payload), "decoded attachment differs from the file");
   });
 
   test("--protocol SMTP says HELO, and Received says 'with SMTP'", async (t) => {

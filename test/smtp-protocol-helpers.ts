@@ -115,7 +115,7 @@ const DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|J
 export function assertDelivered(file: string, e: Expected): void {
   const bytes = fs.readFileSync(file);
   const text = bytes.toString("latin1");
-  const m = /^Return-Path: [^\r\n]*\r\nReceived: [^\r\n]*\r\n\t[^\r\n]*\r\n\t[^\r\n]*;\r\n\t([^\r\n]*)\r\n/.exec(text);
+  const m = /^Return-Path: [^\r\n]*\nReceived: [^\r\n]*\n\t[^\r\n]*\n\t[^\r\n]*;\n\t([^\r\n]*)\n/.exec(text);
   assert.ok(m, `trace headers of ${path.basename(file)}: ${JSON.stringify(text.slice(0, 300))}`);
   const date = m[1]!;
   assert.match(date, DATE);
@@ -126,7 +126,8 @@ export function assertDelivered(file: string, e: Expected): void {
     `\tby ${HOSTNAME} (Petrel) with ${e.protocol ?? "ESMTP"} id ${e.id}\r\n` +
     `\tfor <${e.rcpt}>;\r\n` +
     `\t${date}\r\n`;
-  const expected = Buffer.concat([Buffer.from(header, "utf8"), e.content]);
+  // Maildir files have LF line ends: what was sent, with every CRLF stored as LF.
+  const expected = lf(Buffer.concat([Buffer.from(header, "utf8"), e.content]));
   if (!bytes.equals(expected)) {
     // Show where they differ instead of two huge buffers.
     let i = 0;
@@ -144,13 +145,18 @@ export function assertDelivered(file: string, e: Expected): void {
 
 /** True when a delivered file's Received header carries this queue id. */
 export function readsId(file: string, id: string): boolean {
-  return fs.readFileSync(file, "latin1").slice(0, 400).includes(` id ${id}\r\n`);
+  return fs.readFileSync(file, "latin1").slice(0, 400).includes(` id ${id}\n`);
 }
 
-/** The content of a delivered file after the trace headers this server adds. */
+/** CRLF → LF, as delivery stores content (a bare CR stays). */
+export function lf(bytes: Buffer): Buffer {
+  return Buffer.from(bytes.toString("latin1").replace(/\r\n/g, "\n"), "latin1");
+}
+
+/** The stored content of a delivered file (LF line ends) after the trace headers this server adds. */
 export function deliveredContent(file: string): Buffer {
   const bytes = fs.readFileSync(file);
-  const m = /^Return-Path: [^\r\n]*\r\nReceived: [^\r\n]*\r\n\t[^\r\n]*\r\n\t[^\r\n]*;\r\n\t[^\r\n]*\r\n/.exec(bytes.toString("latin1"));
+  const m = /^Return-Path: [^\r\n]*\nReceived: [^\r\n]*\n\t[^\r\n]*\n\t[^\r\n]*;\n\t[^\r\n]*\n/.exec(bytes.toString("latin1"));
   assert.ok(m, `trace headers of ${path.basename(file)}`);
   return bytes.subarray(m[0].length);
 }

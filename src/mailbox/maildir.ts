@@ -1,6 +1,7 @@
 // Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}. A message is
-// written under tmp/ and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>",
-// the ",S=" (file size) and ",W=" (CRLF size) extensions Dovecot also writes. The part before "," is its stable unique id (POP3 UIDL).
+// written under tmp/ with LF line ends and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>",
+// then ",S=" (file size) and ",W=" (CRLF size), the extensions Dovecot also writes. The part before ","
+// is its stable unique id (POP3 UIDL); P<pid> and <host> let startup recovery tell Petrel's own tmp/ files.
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -13,8 +14,13 @@ export function mailboxPath(dataDir: string, address: string): string {
 
 const created = new Set<string>();
 
+/** Drops a Maildir from the made-by-us set after it was found removed, so ensureMaildir makes it again. */
+export function forgetMaildir(root: string): void {
+  created.delete(root);
+}
+
 /**
- * Creates <root>/{tmp,new,cur} once per process. A Maildir made here has its folder entries
+ * Creates <root>/{tmp,new,cur} once per process (again after forgetMaildir). A Maildir made here has its folder entries
  * fsync'd up to <data_dir>, so a message committed into it cannot vanish with its folder.
  */
 export async function ensureMaildir(root: string): Promise<void> {
@@ -46,6 +52,14 @@ export function uniqueName(now = Date.now()): string {
   const sec = Math.floor(now / 1000);
   const usec = (now % 1000) * 1000 + Number(process.hrtime.bigint() % 1000n);
   return `${sec}.M${usec}P${process.pid}Q${++seq}.${host}`;
+}
+
+const OWN_NAME = new RegExp(`^\\d+\\.M\\d+P(\\d+)Q\\d+\\.${host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+
+/** The pid in a name this program made on this host (uniqueName), or null for another writer's file. */
+export function ownNamePid(fileName: string): number | null {
+  const m = OWN_NAME.exec(fileName);
+  return m ? Number(m[1]) : null;
 }
 
 /** The unique id of a message file name: everything before the first "," or ":". */

@@ -64,6 +64,21 @@ describe("Maildrop snapshot", () => {
     assert.deepEqual(md.stat(), { count: 3, size: 20 + 28 + 7 });
   });
 
+  test("a file without ,W= is read once, not at every login (cached by inode, size and mtime)", async () => {
+    const file = path.join(root, "new", "1700000009.M1P1Q1.other");
+    fs.writeFileSync(file, "a\nb\nc\n"); // CRLF size 9
+    const atime = new Date(1_700_000_000_000), mtime = new Date(1_700_000_000_000);
+    fs.utimesSync(file, atime, mtime); // a whole second: utimes can restore it exactly
+    assert.equal((await Maildrop.open(root)).messages[0]!.size, 9);
+    // Same size and mtime, other bytes: a second login must not read it again.
+    fs.writeFileSync(file, "abcd\r\n");
+    fs.utimesSync(file, atime, mtime);
+    assert.equal((await Maildrop.open(root)).messages[0]!.size, 9, "the cached size, not a new scan");
+    // A changed mtime is a changed file: scanned again.
+    fs.utimesSync(file, atime, new Date(mtime.getTime() + 5000));
+    assert.equal((await Maildrop.open(root)).messages[0]!.size, 6);
+  });
+
   test("the ,W= value is trusted without reading the file", async () => {
     plain("new", "1700000001.M1P1Q1.host,S=3,W=12345", "abc");
     const md = await Maildrop.open(root);

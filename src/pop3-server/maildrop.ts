@@ -218,7 +218,14 @@ async function listFolder(dir: string): Promise<string[]> {
   return names;
 }
 
-/** Reads a file once to count the octets it has with CRLF line ends; null if it vanished. */
+/**
+ * CRLF sizes of files without ",W=" (written by other programs), by device, inode, size and mtime:
+ * such a file is read once per process, not at every login. Bounded; the oldest entries go first.
+ */
+const scannedSizes = new Map<string, number>();
+const MAX_SCANNED = 50_000;
+
+/** The octets a file has with CRLF line ends, read once and then cached; null if it vanished. */
 async function scanSize(file: string): Promise<number | null> {
   let fh: FileHandle;
   try {
@@ -228,8 +235,14 @@ async function scanSize(file: string): Promise<number | null> {
     throw err;
   }
   try {
+    const st = await fh.stat();
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    const known = scannedSizes.get(key);
+    if (known !== undefined) return known;
     const counter = new CrlfSizeCounter();
     for await (const chunk of fh.createReadStream({ highWaterMark: 64 * 1024, autoClose: false })) counter.feed(chunk as Buffer);
+    if (scannedSizes.size >= MAX_SCANNED) scannedSizes.delete(scannedSizes.keys().next().value!);
+    scannedSizes.set(key, counter.size);
     return counter.size;
   } finally {
     await fh.close();

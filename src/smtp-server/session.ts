@@ -7,6 +7,7 @@ import type { Socket } from "node:net";
 import { domainToASCII } from "node:url";
 import { isAscii, parsePath, formatAddress, type Address } from "../core/address.js";
 import { ExpandedRecipients } from "../delivery/expanded-recipients.js";
+import { MailError } from "../core/errors.js";
 import { formatReply, reply, replyLines, replyText, type Reply } from "../core/reply.js";
 import type { Logger } from "../core/log.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
@@ -54,6 +55,8 @@ export interface SmtpSessionDeps {
   readonly log: Logger;
   readonly newId: () => string;
 }
+
+type Opened = { readonly kind: "open"; readonly message: IncomingMessage } | { readonly kind: "failed"; readonly cause: unknown };
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
@@ -364,21 +367,24 @@ export class SmtpSession {
           return;
         }
         try {
-          const message = await opening;
-          if (!message) failure = new Error("cannot open message");
-          else await message.write(pieces);
+          const opened = await opening;
+          if (opened.kind === "failed") failure = opened.cause;
+          else await opened.message.write(pieces);
         } catch (err) {
           failure = err;
         }
       });
     } catch (err) {
       // Timeout or disconnect inside DATA: nothing of this message may remain.
-      await (await opening)?.abort();
+      const opened = await opening;
+      if (opened.kind === "open") await opened.message.abort();
       throw err;
     }
-    const message = await opening;
+    const opened = await opening;
+    const message = opened.kind === "open" ? opened.message : null;
     let r: Reply;
-    if (failure || !message) r = this.localError(failure ?? "cannot open message");
+    if (opened.kind === "failed") r = this.localError(opened.cause);
+    else if (failure || !message) r = this.localError(failure);
     else if (tooBig || decoder.size > max) r = reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
     else if (decoder.bareSeen && this.opts.bareLineEndings === "reject")
       r = reply(550, "5.6.0", "Message contains bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)");
@@ -404,8 +410,9 @@ export class SmtpSession {
     if (!t.bdat) t.bdat = { message: null, size: 0, failed: null };
     const b = t.bdat;
     if (!b.message && !b.failed) {
-      b.message = await this.openMessage(t);
-      if (!b.message) b.failed = this.localError("cannot open message");
+      const opened = await this.openMessage(t);
+      if (opened.kind === "open") b.message = opened.message;
+      else b.failed = this.localError(opened.cause);
     }
     await this.reader.readExact(size, async (piece) => {
       b.size += piece.length;
@@ -480,9 +487,10 @@ export class SmtpSession {
     return this.esmtp ? "ESMTP" : "SMTP";
   }
 
-  private async openMessage(t: Transaction): Promise<IncomingMessage | null> {
+  /** Opens the message's files; a failure (disk full: 452) is answered after the content is read. */
+  private async openMessage(t: Transaction): Promise<Opened> {
     try {
-      return await this.deps.store.open({
+      const message = await this.deps.store.open({
         id: t.id,
         sender: t.sender,
         recipients: t.recipients,
@@ -492,9 +500,9 @@ export class SmtpSession {
         protocol: this.protocol(),
         receivedAt: new Date(),
       });
-    } catch (err) {
-      this.deps.log.error({ err, id: t.id }, "cannot open message for writing");
-      return null;
+      return { kind: "open", message };
+    } catch (cause) {
+      return { kind: "failed", cause };
     }
   }
 
@@ -518,9 +526,12 @@ export class SmtpSession {
     }
   }
 
+  /** The reply for a failure to store: the MailError's own (452 4.3.1 disk full, 550 5.6.0 ...), else 451 4.3.0. */
   private localError(cause: unknown): Reply {
-    this.deps.log.error({ err: cause, id: this.transaction?.id }, "local error while storing message");
-    return reply(451, "4.3.0", "Error: local error in processing");
+    const r = cause instanceof MailError ? cause.reply : undefined;
+    if (r && r.code >= 500) this.deps.log.info({ err: cause, id: this.transaction?.id }, "message refused while storing");
+    else this.deps.log.error({ err: cause, id: this.transaction?.id }, "local error while storing message");
+    return r ?? reply(451, "4.3.0", "Error: local error in processing");
   }
 
   private finishTransaction(t: Transaction, r: Reply, size: number): void {

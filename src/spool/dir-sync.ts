@@ -1,6 +1,6 @@
 // Group commit for folder fsyncs: many messages renamed into the same folder at about the same
 // time share one fsync, which still starts after every one of those renames (so each is durable).
-// Folder handles are kept open (bounded) so a sync costs one fsync, not open+fsync+close.
+// Every fsync opens the folder by its path: no cached handle can outlive a removed or replaced folder.
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 
@@ -9,11 +9,11 @@ interface DirState {
   queued: Promise<void> | null;
 }
 
-const MAX_OPEN = 256;
-
 export class DirSyncer {
   private readonly states = new Map<string, DirState>();
-  private readonly handles = new Map<string, Promise<FileHandle>>();
+
+  /** syncHandle: what is done with the open folder (tests observe which folder it is). */
+  constructor(private readonly syncHandle: (fh: FileHandle) => Promise<void> = (fh) => fh.sync()) {}
 
   /** Resolves once an fsync of dir that began after this call has completed. */
   sync(dir: string): Promise<void> {
@@ -41,32 +41,11 @@ export class DirSyncer {
   }
 
   private async fsync(dir: string): Promise<void> {
-    let h = this.handles.get(dir);
-    if (!h) {
-      if (this.handles.size >= MAX_OPEN) this.evictOne();
-      h = fs.open(dir, "r");
-      this.handles.set(dir, h);
-      h.catch(() => this.handles.delete(dir));
-    }
+    const fh = await fs.open(dir, "r");
     try {
-      await (await h).sync();
-    } catch (err) {
-      // A stale handle (folder removed and made again) must not be reused.
-      this.handles.delete(dir);
-      (await h.catch(() => null))?.close().catch(() => undefined);
-      throw err;
+      await this.syncHandle(fh);
+    } finally {
+      await fh.close();
     }
-  }
-
-  private evictOne(): void {
-    const [dir, h] = this.handles.entries().next().value as [string, Promise<FileHandle>];
-    this.handles.delete(dir);
-    void h.then((fh) => fh.close()).catch(() => undefined);
-  }
-
-  async close(): Promise<void> {
-    const hs = [...this.handles.values()];
-    this.handles.clear();
-    await Promise.all(hs.map((h) => h.then((fh) => fh.close()).catch(() => undefined)));
   }
 }

@@ -1,15 +1,30 @@
 // The one way in for a message: SMTP (and later sendmail and bounces) open an IncomingMessage,
-// stream the content into it, and commit. Local recipients are delivered straight into their
-// Maildirs; off-site recipients go to the queue folder. commit() returns only after every file and
-// folder entry is fsync'd, so the caller may then say 250. abort() leaves nothing behind.
+// stream the content into it, and commit. Local recipients get a Maildir copy each (mailbox/),
+// off-site recipients one queue entry (queue/). Files are stored with LF line ends (RFC 5322 text,
+// CRLF → LF; POP3 adds the CRs back). commit() resolves only when 250 may be sent; abort() leaves
+// nothing behind. Trusts the envelope the session built; failures are MailErrors carrying the reply.
+//
+// Commit order (exactly once): every file is written and fsync'd under tmp/ names. One copy: rename
+// into new/ (the commit point), fsync new/, 250. Several files (list copies, queue message and
+// envelope): a journal of the renames is fsync'd, the renames, the folder fsyncs, then the journal's
+// removal, fsync'd, is the commit point and 250 follows. A crash before it is undone at start (the
+// journal names every file), a failure is undone at once (451/452): every copy or none. A retry after
+// no reply duplicates only when the crash falls in the last fsync before the 250 (RFC 1047).
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { MailError } from "../core/errors.js";
+import type { Logger } from "../core/log.js";
+import { reply } from "../core/reply.js";
 import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
-import { ensureMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
+import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
+import { ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
+import { QUEUE_FOLDERS, queueEnvelope, queuePaths } from "../queue/queue-entry.js";
+import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
-import { receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
+import { fault } from "./fault-injection.js";
+import { checkContentStart, receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
 
 export interface AcceptedRecipient {
   /** The address as the client gave it in RCPT TO. */
@@ -23,26 +38,40 @@ export interface Envelope extends TraceInfo {
   readonly recipients: readonly AcceptedRecipient[];
 }
 
-/** One file being written: a Maildir copy or the queued copy for off-site recipients. */
+/** One file of the message: a Maildir copy or the queued copy for off-site recipients. */
 interface Copy {
-  readonly fh: FileHandle;
+  readonly kind: "maildir" | "queue";
+  /** The Maildir root (to recreate it if removed); "" for the queue copy. */
+  readonly root: string;
   readonly tmpPath: string;
   readonly finalDir: string;
   readonly name: string;
-  size: number;
+  /** Return-Path and Received, LF line ends. */
+  readonly prefix: Buffer;
+  /** LFs in the prefix: each is one more octet with CRLF line ends. */
+  readonly prefixLf: number;
+  fh: FileHandle | null;
+  /** The file exists under tmpPath (abort must remove it). */
+  created: boolean;
 }
 
 const FLUSH_BYTES = 64 * 1024;
+/** Copies written while the content streams in; the others are made at commit from the first. */
+const DIRECT_COPIES = 16;
+/** Copies open at once while the others are made: with the direct ones, bounds open files. */
+const FANOUT_BATCH = 16;
+/** Folder fsyncs in flight at once for one message (each holds a file descriptor). */
+const SYNC_CONCURRENCY = 16;
 
 export class Spool {
-  private readonly dirSync = new DirSyncer();
+  constructor(
+    private readonly dataDir: string,
+    private readonly log: Logger,
+    private readonly dirSync = new DirSyncer(),
+  ) {}
 
-  constructor(private readonly dataDir: string) {}
-
-  /** Releases the cached folder handles. */
-  async close(): Promise<void> {
-    await this.dirSync.close();
-  }
+  /** Nothing is cached between messages; kept so callers can stop it like other components. */
+  async close(): Promise<void> {}
 
   get queueDir(): string {
     return path.join(this.dataDir, "queue");
@@ -50,143 +79,308 @@ export class Spool {
 
   async open(env: Envelope): Promise<IncomingMessage> {
     const copies: Copy[] = [];
-    const prefixes: Buffer[] = [];
-    const msg = new IncomingMessage(copies, prefixes, env, this.queueDir, this.dirSync);
+    const seen = new Set<string>();
+    const remote: string[] = [];
+    for (const r of env.recipients) {
+      for (const user of r.route.local) {
+        if (seen.has(user)) continue;
+        seen.add(user);
+        const root = mailboxPath(this.dataDir, user);
+        const name = uniqueName();
+        copies.push(newCopy("maildir", root, path.join(root, "tmp", name), path.join(root, "new"), name, returnPathHeader(env.sender) + receivedHeader(env, r.address)));
+      }
+      for (const t of r.route.remote) if (!remote.includes(t)) remote.push(t);
+    }
+    const q = queuePaths(this.queueDir, env.id);
+    if (remote.length) {
+      copies.push(newCopy("queue", "", q.messageTmp, path.dirname(q.message), path.basename(q.message), receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
+    }
+    const msg = new IncomingMessage({ dataDir: this.dataDir, dirSync: this.dirSync, log: this.log }, env, copies, remote);
     try {
-      const seen = new Set<string>();
-      const remote: string[] = [];
-      for (const r of env.recipients) {
-        for (const user of r.route.local) {
-          if (seen.has(user)) continue;
-          seen.add(user);
-          const root = mailboxPath(this.dataDir, user);
-          await ensureMaildir(root);
-          copies.push(await openCopy(path.join(root, "tmp"), path.join(root, "new")));
-          prefixes.push(Buffer.from(returnPathHeader(env.sender) + receivedHeader(env, r.address)));
-        }
-        for (const t of r.route.remote) if (!remote.includes(t)) remote.push(t);
-      }
-      if (remote.length) {
-        const dir = path.join(this.queueDir, "messages");
-        await ensureQueueDir(dir);
-        copies.push(await openCopy(dir, dir, `${env.id}.tmp`, `${env.id}.eml`));
-        prefixes.push(Buffer.from(receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
-        msg.remote = remote;
-      }
+      if (remote.length) for (const f of QUEUE_FOLDERS) await ensureQueueDir(path.join(this.queueDir, f));
+      // Direct copies first, the queue copy among them when there is one (it is written as content streams).
+      const direct = copies.length <= DIRECT_COPIES ? copies : [...copies.slice(0, DIRECT_COPIES - 1), copies[copies.length - 1]!];
+      for (const c of direct) await openCopy(c);
+      msg.direct = direct;
+      fault("after-open");
     } catch (err) {
       await msg.abort();
-      throw err;
+      throw storageError(err);
     }
     return msg;
   }
 }
 
-async function openCopy(tmpDir: string, finalDir: string, tmpName?: string, finalName?: string): Promise<Copy> {
-  const name = finalName ?? uniqueName();
-  const tmpPath = path.join(tmpDir, tmpName ?? name);
-  const fh = await fs.open(tmpPath, "wx", 0o600);
-  return { fh, tmpPath, finalDir, name, size: 0 };
+function newCopy(kind: Copy["kind"], root: string, tmpPath: string, finalDir: string, name: string, prefixText: string): Copy {
+  const prefix = toLf(prefixText);
+  let prefixLf = 0;
+  for (const b of prefix) if (b === 10) prefixLf++;
+  return { kind, root, tmpPath, finalDir, name, prefix, prefixLf, fh: null, created: false };
+}
+
+/** Creates the copy's tmp file; a Maildir removed since this process made it is made again. */
+async function openCopy(c: Copy): Promise<void> {
+  if (c.kind === "maildir") await ensureMaildir(c.root);
+  try {
+    c.fh = await fs.open(c.tmpPath, "wx", 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || c.kind !== "maildir") throw err;
+    forgetMaildir(c.root);
+    await ensureMaildir(c.root);
+    c.fh = await fs.open(c.tmpPath, "wx", 0o600);
+  }
+  c.created = true;
+}
+
+interface SpoolContext {
+  readonly dataDir: string;
+  readonly dirSync: DirSyncer;
+  readonly log: Logger;
 }
 
 export class IncomingMessage {
-  remote: string[] = [];
+  /** Copies written while the content streams; set by Spool.open. */
+  direct: Copy[] = [];
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  /** Bare LFs in the content (BDAT may carry them) make the CRLF size larger than the file. */
+  private readonly lf = new LfLineEnds();
+  /** Counts the stored (LF) content; its bare LFs are what CRLF line ends add. */
   private readonly crlf = new CrlfSizeCounter();
+  private contentSize = 0;
+  private started = false;
+  private journal: CommitJournal | null = null;
+  private envelopeTmp: string | null = null;
+  private readonly prefixed = new Set<Copy>();
   private finished = false;
 
   constructor(
-    private readonly copies: Copy[],
-    private readonly prefixes: Buffer[],
+    private readonly ctx: SpoolContext,
     private readonly env: Envelope,
-    private readonly queueDir: string,
-    private readonly dirSync: DirSyncer,
+    private readonly copies: readonly Copy[],
+    readonly remote: readonly string[],
   ) {}
 
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
     for (const p of pieces) {
-      this.crlf.feed(p);
-      this.pending.push(p);
-      this.pendingBytes += p.length;
+      if (!this.started && p.length) {
+        this.started = true;
+        checkContentStart(p[0]!);
+      }
+      this.add(this.lf.feed(p));
     }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+  }
+
+  private add(converted: readonly Buffer[]): void {
+    for (const b of converted) {
+      this.crlf.feed(b);
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+      this.contentSize += b.length;
+    }
   }
 
   private async flush(): Promise<void> {
     const body = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    await Promise.all(
-      this.copies.map(async (c, i) => {
-        const prefix = this.prefixes[i];
-        const bufs = c.size === 0 && prefix ? [prefix, ...body] : body;
-        if (bufs.length === 0) return;
-        let total = 0;
-        for (const b of bufs) total += b.length;
-        let written = 0;
-        let rest = bufs;
-        // writev may write less than asked; continue from where it stopped.
-        for (;;) {
-          const { bytesWritten } = await c.fh.writev(rest);
-          written += bytesWritten;
-          if (written >= total) break;
-          rest = sliceBuffers(bufs, written);
-        }
-        c.size += total;
-      }),
-    );
+    try {
+      await Promise.all(
+        this.direct.map(async (c) => writeAll(c.fh!, this.needsPrefix(c) ? [c.prefix, ...body] : body)),
+      );
+    } catch (err) {
+      throw storageError(err);
+    }
   }
 
-  /** Makes every copy durable and visible; resolves when 250 may be sent. */
+  /** Each copy gets its trace headers with its first write. */
+  private needsPrefix(c: Copy): boolean {
+    if (this.prefixed.has(c)) return false;
+    this.prefixed.add(c);
+    return true;
+  }
+
+  /**
+   * Makes every copy durable and visible; resolves when 250 may be sent. A failure undoes what
+   * became visible (451/452); a crash before the commit point is undone by recovery at start.
+   */
   async commit(): Promise<void> {
     if (this.finished) throw new Error("message already finished");
-    await this.flush();
-    await Promise.all(this.copies.map(async (c) => c.fh.datasync()));
-    const dirs = new Set<string>();
-    // The data is durable; closing and renaming can overlap.
-    await Promise.all(
-      this.copies.map(async (c) => {
-        const closed = c.fh.close();
-        // ",S=" is the file size, ",W=" the size with CRLF line ends (what POP3 RETR sends).
-        const final = c.finalDir.endsWith(`${path.sep}new`) ? `${c.name},S=${c.size},W=${c.size + this.crlf.bareLf}` : c.name;
-        await Promise.all([closed, fs.rename(c.tmpPath, path.join(c.finalDir, final))]);
-        dirs.add(c.finalDir);
-      }),
-    );
-    if (this.remote.length) {
-      const envDir = path.join(this.queueDir, "envelopes");
-      await ensureQueueDir(envDir);
-      const record = {
-        version: 1,
-        id: this.env.id,
-        sender: this.env.sender,
-        received: this.env.receivedAt.toISOString(),
-        recipients: this.remote.map((to) => ({ to, state: "pending", attempts: 0, last_reply: null })),
-      };
-      await writeFileDurably(path.join(envDir, `${this.env.id}.json`), JSON.stringify(record, null, 1) + "\n");
-      dirs.add(envDir);
+    let renames: Rename[] = [];
+    try {
+      this.add(this.lf.end());
+      await this.flush();
+      fault("after-write");
+      await Promise.all(this.direct.map((c) => closeDurably(c)));
+      await this.makeOtherCopies();
+      fault("after-tmp-fsync");
+      renames = this.copies.map((c) => ({ from: c.tmpPath, to: path.join(c.finalDir, this.finalName(c)) }));
+      if (this.remote.length) {
+        renames.push(await this.writeEnvelope());
+        fault("after-queue-write");
+      }
+      if (renames.length === 1) await this.commitOne(renames[0]!);
+      else await this.commitMany(renames);
+    } catch (err) {
+      await this.undo(renames);
+      throw storageError(err);
     }
-    await Promise.all([...dirs].map((d) => this.dirSync.sync(d)));
     this.finished = true;
+    fault("before-reply");
+  }
+
+  /**
+   * One copy: the rename is the commit point (atomic; no mark needed). A failure of the folder fsync
+   * after it still undoes the copy; a crash during that fsync is the duplicate window (RFC 1047).
+   */
+  private async commitOne(r: Rename): Promise<void> {
+    await fs.rename(r.from, r.to);
+    fault("after-first-rename");
+    fault("after-renames");
+    await this.ctx.dirSync.sync(path.dirname(r.to));
+    fault("after-folder-fsync");
+  }
+
+  /** Several files: a journal of the renames is the mark; its removal, once durable, commits. */
+  private async commitMany(renames: readonly Rename[]): Promise<void> {
+    // The tmp/ entries must be durable before the journal that names them.
+    await this.syncDirs(new Set(renames.map((r) => path.dirname(r.from))));
+    this.journal = await CommitJournal.write(this.ctx.dataDir, this.env.id, renames, (d) => this.ctx.dirSync.sync(d));
+    fault("after-journal");
+    for (const [i, r] of renames.entries()) {
+      await fs.rename(r.from, r.to);
+      if (i === 0) fault("after-first-rename");
+    }
+    fault("after-renames");
+    await this.syncDirs(new Set(renames.map((r) => path.dirname(r.to))));
+    fault("after-folder-fsync");
+    await this.journal.remove();
+  }
+
+  /** A failed commit: removes every copy made visible and every temporary; else recovery does at start. */
+  private async undo(renames: readonly Rename[]): Promise<void> {
+    try {
+      await removeFiles(renames.flatMap((r) => [r.to, r.from]));
+      await this.journal?.discard();
+    } catch (err) {
+      this.ctx.log.error({ err, id: this.env.id, journal: this.journal?.file }, "cannot undo a failed commit; recovery removes it at next start");
+    }
+  }
+
+  private finalName(c: Copy): string {
+    if (c.kind === "queue") return c.name;
+    // ",S=" is the file size, ",W=" the size with CRLF line ends (what POP3 RETR sends).
+    const size = c.prefix.length + this.contentSize;
+    return `${c.name},S=${size},W=${size + c.prefixLf + this.crlf.bareLf}`;
+  }
+
+  /** Copies beyond the direct ones: made from the first direct copy's content, a batch at a time. */
+  private async makeOtherCopies(): Promise<void> {
+    const others = this.copies.filter((c) => !this.direct.includes(c));
+    if (others.length === 0) return;
+    const source = this.direct[0]!;
+    const src = await fs.open(source.tmpPath, "r");
+    try {
+      for (let i = 0; i < others.length; i += FANOUT_BATCH) {
+        const batch = others.slice(i, i + FANOUT_BATCH);
+        try {
+          for (const c of batch) await openCopy(c);
+          await Promise.all(batch.map((c) => writeAll(c.fh!, [c.prefix])));
+          const buf = Buffer.allocUnsafe(FLUSH_BYTES);
+          for (let pos = source.prefix.length, left = this.contentSize; left > 0; ) {
+            const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, left), pos);
+            if (bytesRead === 0) throw new Error(`${source.tmpPath} is shorter than written`);
+            const chunk = buf.subarray(0, bytesRead);
+            await Promise.all(batch.map((c) => writeAll(c.fh!, [chunk])));
+            pos += bytesRead;
+            left -= bytesRead;
+          }
+          await Promise.all(batch.map((c) => closeDurably(c)));
+        } finally {
+          for (const c of batch) if (c.fh) await c.fh.close().catch(() => undefined);
+          for (const c of batch) c.fh = null;
+        }
+      }
+    } finally {
+      await src.close();
+    }
+  }
+
+  private async writeEnvelope(): Promise<Rename> {
+    const q = queuePaths(path.join(this.ctx.dataDir, "queue"), this.env.id);
+    const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote);
+    this.envelopeTmp = q.envelopeTmp;
+    const fh = await fs.open(q.envelopeTmp, "wx", 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(record, null, 1) + "\n");
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    return { from: q.envelopeTmp, to: q.envelope };
+  }
+
+  private async syncDirs(dirs: Set<string>): Promise<void> {
+    await forEachLimited([...dirs], SYNC_CONCURRENCY, (d) => this.ctx.dirSync.sync(d));
   }
 
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    await Promise.all(
-      this.copies.map(async (c) => {
-        await c.fh.close().catch(() => undefined);
-        await fs.unlink(c.tmpPath).catch(() => undefined);
-      }),
-    );
+    for (const c of this.copies) {
+      await c.fh?.close().catch(() => undefined);
+      c.fh = null;
+      if (c.created) await fs.unlink(c.tmpPath).catch(() => undefined);
+    }
+    if (this.envelopeTmp) await fs.unlink(this.envelopeTmp).catch(() => undefined);
+    await this.journal?.discard().catch(() => undefined);
   }
+}
+
+async function closeDurably(c: Copy): Promise<void> {
+  const fh = c.fh!;
+  await fh.datasync();
+  c.fh = null;
+  await fh.close();
+}
+
+/** writev until everything is written (it may write less than asked). */
+async function writeAll(fh: FileHandle, bufs: readonly Buffer[]): Promise<void> {
+  if (bufs.length === 0) return;
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  let written = 0;
+  let rest = bufs;
+  for (;;) {
+    const { bytesWritten } = await fh.writev(rest as Buffer[]);
+    written += bytesWritten;
+    if (written >= total) return;
+    rest = sliceBuffers(bufs, written);
+  }
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** The reply a storage failure gives: disk full is 452 4.3.1 (RFC 3463), anything else 451 4.3.0. */
+export function storageError(err: unknown): MailError {
+  if (err instanceof MailError) return err;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return new MailError("storage-full", `Cannot store message: ${code}`, { reply: reply(452, "4.3.1", "Insufficient system storage"), cause: err });
+  return new MailError("storage", `Cannot store message: ${code ?? String(err)}`, { reply: reply(451, "4.3.0", "Error: local error in processing"), cause: err });
 }
 
 /** Creates a queue folder; when new, fsyncs queue/ and data_dir so its entry is durable. */
 async function ensureQueueDir(dir: string): Promise<void> {
-  if ((await fs.mkdir(dir, { recursive: true })) === undefined) return;
+  if ((await fs.mkdir(dir, { recursive: true, mode: 0o700 })) === undefined) return;
   await fsyncDir(path.dirname(dir));
   await fsyncDir(path.dirname(path.dirname(dir)));
 }
@@ -202,18 +396,4 @@ function sliceBuffers(bufs: readonly Buffer[], skip: number): Buffer[] {
     skip = 0;
   }
   return out;
-}
-
-
-/** Writes a small file to a temporary name, fsyncs it and renames it into place. */
-export async function writeFileDurably(file: string, content: string | Buffer): Promise<void> {
-  const tmp = `${file}.tmp${process.pid}`;
-  const fh = await fs.open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
 }

@@ -1,5 +1,9 @@
 // The headers Petrel adds to each delivered copy: Return-Path (RFC 5321 §4.4) and a Received
 // trace line (RFC 5321 §4.4, "for" names exactly one recipient) with an RFC 5322 §3.3 date.
+// Trusts nothing it prints: control characters (CR, LF included) become "?", and content whose first
+// line would continue our Received header (RFC 5322 §2.2.3, leading SP/HTAB) is refused with 550 5.6.0.
+import { MailError } from "../core/errors.js";
+import { reply } from "../core/reply.js";
 
 export interface TraceInfo {
   readonly helo: string;
@@ -11,18 +15,38 @@ export interface TraceInfo {
   readonly receivedAt: Date;
 }
 
+/** Text that goes into a trace header: C0/C1 controls, DEL and Unicode line separators become "?". */
+export function headerText(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029]/g, "?");
+}
+
 export function returnPathHeader(sender: string): string {
-  return `Return-Path: <${sender}>\r\n`;
+  return `Return-Path: <${headerText(sender)}>\r\n`;
 }
 
 export function receivedHeader(t: TraceInfo, forRecipient: string | null): string {
-  const literal = t.peerAddress.includes(":") ? `[IPv6:${t.peerAddress}]` : `[${t.peerAddress}]`;
-  const forClause = forRecipient ? `\r\n\tfor <${forRecipient}>` : "";
+  const peer = headerText(t.peerAddress);
+  const literal = peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`;
+  const forClause = forRecipient ? `\r\n\tfor <${headerText(forRecipient)}>` : "";
   return (
-    `Received: from ${t.helo || "unknown"} (${literal})\r\n` +
-    `\tby ${t.hostname} (Petrel) with ${t.protocol} id ${t.id}${forClause};\r\n` +
+    `Received: from ${headerText(t.helo) || "unknown"} (${literal})\r\n` +
+    `\tby ${headerText(t.hostname)} (Petrel) with ${headerText(t.protocol)} id ${headerText(t.id)}${forClause};\r\n` +
     `\t${rfc5322Date(t.receivedAt)}\r\n`
   );
+}
+
+const SP = 0x20, HTAB = 0x09;
+
+/**
+ * Refuses content whose first line starts with white space: stored after our Received header it
+ * would be read as part of it (RFC 5322 §2.2.3 folding). Such a message has no valid first header
+ * field anyway, so refusing (550 5.6.0) loses nothing a reader could have used.
+ */
+export function checkContentStart(firstByte: number): void {
+  if (firstByte === SP || firstByte === HTAB)
+    throw new MailError("header-continuation", "Message starts with white space", {
+      reply: reply(550, "5.6.0", "Message must not start with white space: its first line would continue a trace header (RFC 5322 section 2.2.3)"),
+    });
 }
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];

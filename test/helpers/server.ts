@@ -19,6 +19,14 @@ export interface StartOptions {
   readonly hostname?: string;
   /** Runs the server under `ulimit -n <n>` (a child shell that execs it), for open-file limit tests. */
   readonly openFileLimit?: number;
+  /** Environment for the server process (added to this process's), e.g. PETREL_FAULT. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Use this existing folder (a restart: its petrel.toml is kept if present) instead of a new one. */
+  readonly dir?: string;
+  /** stop() leaves the folder in place (for a restart, or a mount the test removes itself). */
+  readonly keepDir?: boolean;
+  /** A shell prefix for the server command, e.g. "ulimit -n 128;" (runs through /bin/sh). */
+  readonly shellPrefix?: string;
 }
 
 export interface TestServer {
@@ -42,11 +50,11 @@ export interface TestServer {
 }
 
 export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-test-"));
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "petrel-test-"));
   const dataDir = path.join(dir, "data");
   const configPath = path.join(dir, "petrel.toml");
   const domains = opts.domains ?? ["localhost", "example.test"];
-  fs.writeFileSync(
+  if (!fs.existsSync(configPath)) fs.writeFileSync(
     configPath,
     [
       `hostname = "${opts.hostname ?? "mx.petrel.test"}"`,
@@ -70,10 +78,11 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     const r = petrel(["user", "add", address, "--password-stdin", ...(name ? ["--name", name] : [])], password + "\n");
     if (r.status !== 0) throw new Error(`user add ${address} failed: ${r.stderr}`);
   }
-  const child =
-    opts.openFileLimit === undefined
-      ? spawn(PETREL_BIN, ["serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"] })
-      : spawn("sh", ["-c", `ulimit -n ${opts.openFileLimit} && exec "$0" serve --config "$1"`, PETREL_BIN, configPath], { stdio: ["ignore", "pipe", "pipe"] });
+  const env = { ...process.env, ...opts.env };
+  const prefix = `${opts.openFileLimit === undefined ? "" : `ulimit -n ${opts.openFileLimit} || exit 1;`} ${opts.shellPrefix ?? ""}`.trim();
+  const child = prefix
+    ? spawn("/bin/sh", ["-c", `${prefix} exec "$0" serve --config "$1"`, PETREL_BIN, configPath], { stdio: ["ignore", "pipe", "pipe"], env })
+    : spawn(PETREL_BIN, ["serve", "--config", configPath], { stdio: ["ignore", "pipe", "pipe"], env });
   let out = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
@@ -115,7 +124,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const code = await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (!opts.keepDir) fs.rmSync(dir, { recursive: true, force: true });
       return code;
     },
   };

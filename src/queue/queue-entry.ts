@@ -1,0 +1,61 @@
+// A queue entry for off-site recipients: the message file <queue>/messages/<id>.eml and a small
+// versioned record per message, <queue>/envelopes/<id>.json, with one state per recipient (the
+// relay of the outbound issue updates it). Both are written under <queue>/tmp/ and renamed into place
+// by the spool's commit, envelope last: an .eml without its envelope is a temporary state only.
+import path from "node:path";
+import type { Reply } from "../core/reply.js";
+
+export type RecipientState =
+  | { readonly kind: "scheduled" }
+  | { readonly kind: "delivered"; readonly reply: Reply }
+  | { readonly kind: "deferred"; readonly reply: Reply }
+  | { readonly kind: "failed"; readonly reply: Reply };
+
+export interface QueueRecipient {
+  readonly to: string;
+  readonly state: RecipientState;
+  readonly attempts: number;
+  /** ISO time of the next attempt; null while none is planned. */
+  readonly next_attempt: string | null;
+}
+
+export interface QueueEnvelope {
+  readonly version: 2;
+  readonly id: string;
+  /** Reverse-path; "" for the null sender. */
+  readonly sender: string;
+  readonly received: string;
+  readonly recipients: readonly QueueRecipient[];
+}
+
+export function queueEnvelope(id: string, sender: string, receivedAt: Date, recipients: readonly string[]): QueueEnvelope {
+  return {
+    version: 2,
+    id,
+    sender,
+    received: receivedAt.toISOString(),
+    recipients: recipients.map((to) => ({ to, state: { kind: "scheduled" }, attempts: 0, next_attempt: receivedAt.toISOString() })),
+  };
+}
+
+/** Where the parts of a queue entry live, temporary and final. */
+export interface QueuePaths {
+  readonly tmpDir: string;
+  readonly messageTmp: string;
+  readonly message: string;
+  readonly envelopeTmp: string;
+  readonly envelope: string;
+}
+
+export function queuePaths(queueDir: string, id: string): QueuePaths {
+  const tmpDir = path.join(queueDir, "tmp");
+  return {
+    tmpDir,
+    messageTmp: path.join(tmpDir, `${id}.eml`),
+    message: path.join(queueDir, "messages", `${id}.eml`),
+    envelopeTmp: path.join(tmpDir, `${id}.json`),
+    envelope: path.join(queueDir, "envelopes", `${id}.json`),
+  };
+}
+
+export const QUEUE_FOLDERS = ["tmp", "messages", "envelopes"] as const;
