@@ -312,6 +312,10 @@ describe("delivery through aliases and lists", () => {
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "messages")).filter((f) => !f.endsWith(".eml")), [], "no temporary files left");
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "tmp")), [], "no queue temporaries left");
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "envelopes")), [`${id}.json`], "no envelope temporaries left");
+    // The log says where the copies went (issue 7, item 15).
+    const line = server.logLines().find((l) => l.msg === "transaction" && l.id === id);
+    assert.ok(line, "transaction line");
+    assert.deepEqual([line.mailboxes, line.mailboxes_total, line.queued, line.queued_total], [["ida@localhost", "alice@localhost"], 2, ["far@remote.test"], 1]);
   });
 
   test("CLI changes while the server runs take effect on the next RCPT", async () => {

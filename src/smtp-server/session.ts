@@ -56,6 +56,25 @@ export interface SmtpSessionDeps {
   readonly newId: () => string;
 }
 
+/** Addresses named in one log line at most; the totals say how many there were. */
+const MAX_LOGGED_COPIES = 100;
+
+/** Where a delivered message's copies went (aliases and lists expanded): mailboxes and the queue. */
+function copiesWent(t: Transaction): { mailboxes: string[]; mailboxes_total: number; queued: string[]; queued_total: number } {
+  const local = new Set<string>();
+  const remote = new Set<string>();
+  for (const r of t.recipients) {
+    for (const a of r.route.local) local.add(a);
+    for (const a of r.route.remote) remote.add(a);
+  }
+  return {
+    mailboxes: [...local].slice(0, MAX_LOGGED_COPIES),
+    mailboxes_total: local.size,
+    queued: [...remote].slice(0, MAX_LOGGED_COPIES),
+    queued_total: remote.size,
+  };
+}
+
 type Opened = { readonly kind: "open"; readonly message: IncomingMessage } | { readonly kind: "failed"; readonly cause: unknown };
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
@@ -561,6 +580,7 @@ export class SmtpSession {
         rcpts: t.attempts.map((a) => ({ to: a.to, reply: replyText(a.reply) })),
         size,
         result: r ? replyText(r) : `aborted: ${aborted}`,
+        ...(r?.code === 250 ? copiesWent(t) : {}),
       },
       "transaction",
     );
