@@ -20,5 +20,5 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(`# node ${process.version} (${process.execPath})`);
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=120000", ...files], { stdio: "inherit" });
+const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files], { stdio: "inherit" });
 process.exit(r.status ?? 1);
