@@ -24,8 +24,3 @@ test("bin/petrel on an older Node prints one line and exits 1", (t) => {
   assert.equal(r.stdout, "");
   assert.equal(r.stderr, `petrel: needs Node.js 22.19 or newer (24 LTS recommended); this is ${version}. scripts/ensure-node.sh installs Node 24.\n`);
 });
-
-test("npm start execs the server, so signals reach it (no shell left in between)", () => {
-  const pkg = JSON.parse(fs.readFileSync(`${PROJECT_ROOT}/package.json`, "utf8")) as { scripts: { start: string } };
-  assert.match(pkg.scripts.start, /^exec /);
-});
