@@ -5,6 +5,7 @@
 // server was killed, the page cache kept its unlinks) no 250 was sent, so recovery undoes every file
 // it names; after a reboot the unlink may have been lost after a 250, so recovery completes it.
 // Either way a message shows every copy or none; only a power loss before a 250 duplicates (RFC 1047).
+import { unlinkSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir } from "../mailbox/maildir.js";
@@ -61,10 +62,11 @@ export class CommitJournal {
 
   /**
    * The ack: the journal's unlink, not fsync'd (a kill keeps it; recovery after a reboot, which may
-   * lose it, completes the journal instead of undoing it). The 250 follows at once.
+   * lose it, completes the journal instead of undoing it). Synchronous: the 250 follows in the same
+   * turn of the event loop.
    */
-  async ack(): Promise<void> {
-    await fs.unlink(this.file);
+  ack(): void {
+    unlinkSync(this.file);
   }
 
   /** Removes the journal of a message that was undone (no fsync needed: replaying it undoes again). */
