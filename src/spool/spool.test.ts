@@ -84,6 +84,26 @@ describe("Spool", () => {
     assert.deepEqual([...files("a@localhost", "new"), ...files("a@localhost", "tmp")], []);
   });
 
+  test("onAck runs once, synchronously at the ack, before commit resolves: every copy in new/, no tmp/ file, no journal", async () => {
+    const journal = path.join(dataDir, "spool", "journal");
+    for (const [users, id] of [[["a@localhost"], "A1"], [["a@localhost", "b@localhost"], "A2"]] as const) {
+      const msg = await new Spool(dataDir, silentLogger()).open(envelope([...users], [], id));
+      await msg.write([Buffer.from("Subject: x\r\n\r\n")]);
+      let resolved = false;
+      const seen: { fresh: number; tmp: number; journals: number; resolved: boolean }[] = [];
+      const committing = msg.commit(() => {
+        seen.push({
+          fresh: users.filter((u) => files(u, "new").some((f) => fs.readFileSync(f, "latin1").includes(` id ${id}\n`))).length,
+          tmp: users.flatMap((u) => files(u, "tmp")).length,
+          journals: fs.existsSync(journal) ? fs.readdirSync(journal).length : 0,
+          resolved,
+        });
+      });
+      await committing.then(() => (resolved = true));
+      assert.deepEqual(seen, [{ fresh: users.length, tmp: 0, journals: 0, resolved: false }], id);
+    }
+  });
+
   test("40 copies (past the 16 written directly): each byte-exact with its own headers; no journal left", async () => {
     const users = Array.from({ length: 40 }, (_, i) => `u${i}@localhost`);
     const body = "Subject: many\r\n\r\n" + "0123456789\r\n".repeat(20000);

@@ -214,8 +214,10 @@ export class IncomingMessage {
   /**
    * Makes every copy durable and visible; resolves when 250 may be sent (right after the ack). A
    * failure undoes what became visible (451/452); a crash is undone or completed by recovery at start.
+   * onAck runs synchronously right after the ack: a caller that writes its 250 there leaves a kill
+   * only the gap between two syscalls to fall in (instead of the promise chain back to it).
    */
-  async commit(): Promise<void> {
+  async commit(onAck: () => void = () => undefined): Promise<void> {
     if (this.finished) throw new Error("message already finished");
     let renames: Rename[] = [];
     try {
@@ -230,21 +232,28 @@ export class IncomingMessage {
         renames.push(await this.writeEnvelope());
         fault("after-queue-write");
       }
-      if (renames.length === 1) await this.commitOne(renames[0]!);
-      else await this.commitMany(renames);
+      const ack = renames.length === 1 ? await this.commitOne(renames[0]!) : await this.commitMany(renames);
+      // No await from here to onAck: the ack and the caller's 250 happen in one turn of the event loop.
+      ack();
+      this.finished = true;
     } catch (err) {
       await this.undo(renames);
       throw storageError(err);
     }
-    this.finished = true;
+    try {
+      onAck();
+    } catch (err) {
+      // The message is committed: a throwing caller must not turn that into a failure.
+      this.ctx.log.error({ err, id: this.env.id }, "onAck failed after the commit");
+    }
     fault("before-reply");
   }
 
   /**
    * One copy (a Maildir one: a queue entry has two files): the committed name in tmp/, made durable
-   * by one fsync of tmp/ shared with concurrent messages, then the rename into new/ is the ack.
+   * by one fsync of tmp/ shared with concurrent messages. Returns the ack: the rename into new/.
    */
-  private async commitOne(r: Rename): Promise<void> {
+  private async commitOne(r: Rename): Promise<() => void> {
     const tmpDir = path.dirname(r.from);
     const committed = path.join(tmpDir, committedTmpName(path.basename(r.to)));
     await fs.rename(r.from, committed);
@@ -252,14 +261,17 @@ export class IncomingMessage {
     fault("after-mark");
     await this.ctx.dirSync.sync(tmpDir);
     fault("after-mark-fsync");
-    renameSync(committed, r.to);
+    return () => renameSync(committed, r.to);
   }
 
-  /** Several files: a journal of the renames, made durable before them; its unlink is the ack. */
-  private async commitMany(renames: readonly Rename[]): Promise<void> {
+  /**
+   * Several files: a journal of the renames, made durable before them, the renames, the folder
+   * fsyncs. Returns the ack: the journal's unlink.
+   */
+  private async commitMany(renames: readonly Rename[]): Promise<() => void> {
     // The tmp/ entries must be durable before the journal that names them.
     await this.syncDirs(new Set(renames.map((r) => path.dirname(r.from))));
-    this.journal = await CommitJournal.write(this.ctx.dataDir, this.env.id, renames, (d) => this.ctx.dirSync.sync(d));
+    const journal = (this.journal = await CommitJournal.write(this.ctx.dataDir, this.env.id, renames, (d) => this.ctx.dirSync.sync(d)));
     fault("after-journal");
     for (const [i, r] of renames.entries()) {
       await fs.rename(r.from, r.to);
@@ -268,7 +280,7 @@ export class IncomingMessage {
     fault("after-renames");
     await this.syncDirs(new Set(renames.map((r) => path.dirname(r.to))));
     fault("after-folder-fsync");
-    this.journal.ack();
+    return () => journal.ack();
   }
 
   /** A failed commit: removes every copy made visible and every temporary; else recovery does at start. */
