@@ -106,31 +106,45 @@ function recovered(server: TestServer): Recovered {
   return line;
 }
 
+/**
+ * Sends to a server set to kill itself (send asserts no reply came), waits for the SIGKILL,
+ * restarts on the same data_dir (after a simulated reboot when asked) and checks the result.
+ */
+async function killAndRestart(server: TestServer, send: () => Promise<void>, boot: "same" | "new", check: (again: TestServer) => Promise<void> | void): Promise<void> {
+  try {
+    await send();
+    await killed(server);
+    if (boot === "new") simulateReboot(server.dataDir);
+    const again = await restart(server.dir);
+    try {
+      assert.equal(recovered(again).boot, boot);
+      await check(again);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await server.stop();
+    fs.rmSync(server.dir, { recursive: true, force: true });
+  }
+}
+
+const noReplyFromList = (server: TestServer, subject: string) => async () => {
+  assert.equal(await sendToList(server.smtpPort, subject), null, "the client got no reply");
+};
+
 describe("exactly-once commit: SIGKILL at every step, then recovery (same boot) shows every copy (after the ack) or none", () => {
   for (const point of [...BEFORE_ACK, ...AFTER_ACK]) {
     test(`kill ${point}: no reply; after restart ${BEFORE_ACK.includes(point) ? "no copy" : "every copy"}, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:kill` });
-      try {
-        assert.equal(await sendToList(server.smtpPort, "killed"), null, "the client got no reply");
-        await killed(server);
-        const again = await restart(server.dir);
-        try {
-          const want = BEFORE_ACK.includes(point) ? 0 : 1;
-          assert.deepEqual(copies(again, "killed"), [want, want, want, want]);
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const rec = recovered(again);
-          assert.equal(rec.boot, "same");
-          assert.equal(rec.journals.completed, 0);
-          // The next message is delivered normally.
-          assert.equal((await sendToList(again.smtpPort, "after"))?.code, 250);
-          assert.deepEqual(copies(again, "after"), [1, 1, 1, 1]);
-        } finally {
-          await again.stop();
-        }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+      await killAndRestart(server, noReplyFromList(server, "killed"), "same", async (again) => {
+        const want = BEFORE_ACK.includes(point) ? 0 : 1;
+        assert.deepEqual(copies(again, "killed"), [want, want, want, want]);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        assert.equal(recovered(again).journals.completed, 0);
+        // The next message is delivered normally.
+        assert.equal((await sendToList(again.smtpPort, "after"))?.code, 250);
+        assert.deepEqual(copies(again, "after"), [1, 1, 1, 1]);
+      });
     });
   }
 });
@@ -144,7 +158,6 @@ async function sendSingleKilled(server: TestServer, subject: string): Promise<vo
   c.write(dataStream(Buffer.from(`Subject: ${subject}\r\n\r\nx\r\n`)));
   await c.waitClosed(10_000);
   assert.equal(c.pending, "", "no reply");
-  await killed(server);
 }
 
 describe("exactly-once commit of a single copy (committed name in tmp/, fsync of tmp/, the rename into new/ is the ack): SIGKILL around it", () => {
@@ -157,24 +170,14 @@ describe("exactly-once commit of a single copy (committed name in tmp/, fsync of
   for (const [point, want, swept] of cases) {
     test(`kill ${point}: no reply; after restart (same boot) ${want} cop${want ? "y" : "ies"}, no leftovers`, async () => {
       const server = await startTestServer({ users: [["alice@localhost", "pw"]], keepDir: true, env: { PETREL_FAULT: `${point}:kill` } });
-      try {
-        await sendSingleKilled(server, "single");
-        const again = await restart(server.dir);
-        try {
-          assert.equal(again.mailbox("alice@localhost").length, want);
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const rec = recovered(again);
-          assert.equal(rec.boot, "same");
-          const cut = want ? 0 : 1;
-          if (swept === "maildirTmp") assert.equal(rec.maildirTmp.files, cut, "the cut copy in tmp/ was swept");
-          else assert.deepEqual(rec.committed, { completed: 0, removed: cut }, "the committed copy in tmp/ was removed: no 250 was sent");
-        } finally {
-          await again.stop();
-        }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+      await killAndRestart(server, () => sendSingleKilled(server, "single"), "same", (again) => {
+        assert.equal(again.mailbox("alice@localhost").length, want);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        const rec = recovered(again);
+        const cut = want ? 0 : 1;
+        if (swept === "maildirTmp") assert.equal(rec.maildirTmp.files, cut, "the cut copy in tmp/ was swept");
+        else assert.deepEqual(rec.committed, { completed: 0, removed: cut }, "the committed copy in tmp/ was removed: no 250 was sent");
+      });
     });
   }
 });
@@ -183,54 +186,30 @@ describe("after a reboot (simulated: another boot_id) recovery completes every m
   for (const [point, want] of [["after-tmp-fsync", 0], ["after-mark", 1], ["after-mark-fsync", 1]] as const) {
     test(`single copy, kill ${point}: after the reboot ${want} cop${want ? "y" : "ies"} in new/, no leftovers`, async () => {
       const server = await startTestServer({ users: [["alice@localhost", "pw"]], keepDir: true, env: { PETREL_FAULT: `${point}:kill` } });
-      try {
-        await sendSingleKilled(server, "rebooted");
-        simulateReboot(server.dataDir);
-        const again = await restart(server.dir);
-        try {
-          const files = again.mailbox("alice@localhost");
-          assert.equal(files.length, want);
-          for (const f of files) {
-            const text = fs.readFileSync(f, "latin1");
-            assert.ok(text.endsWith("\nSubject: rebooted\n\nx\n"), text);
-            assert.equal(Number(/,S=(\d+)/.exec(f)![1]), Buffer.byteLength(text, "latin1"), "its final name has its size");
-          }
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const rec = recovered(again);
-          assert.equal(rec.boot, "new");
-          assert.deepEqual(rec.committed, { completed: want, removed: 0 });
-          assert.equal(fs.readFileSync(path.join(again.dataDir, "boot_id"), "utf8").trim(), fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), "this boot is recorded");
-        } finally {
-          await again.stop();
+      await killAndRestart(server, () => sendSingleKilled(server, "rebooted"), "new", (again) => {
+        const files = again.mailbox("alice@localhost");
+        assert.equal(files.length, want);
+        for (const f of files) {
+          const text = fs.readFileSync(f, "latin1");
+          assert.ok(text.endsWith("\nSubject: rebooted\n\nx\n"), text);
+          assert.equal(Number(/,S=(\d+)/.exec(f)![1]), Buffer.byteLength(text, "latin1"), "its final name has its size");
         }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+        assert.deepEqual(leftovers(again.dataDir), []);
+        assert.deepEqual(recovered(again).committed, { completed: want, removed: 0 });
+        assert.equal(fs.readFileSync(path.join(again.dataDir, "boot_id"), "utf8").trim(), fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), "this boot is recorded");
+      });
     });
   }
 
   for (const point of ["after-journal", "after-first-rename", "after-folder-fsync"]) {
     test(`list + queue (journal), kill ${point}: after the reboot every copy exactly once, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:kill` });
-      try {
-        assert.equal(await sendToList(server.smtpPort, "rebooted"), null, "the client got no reply");
-        await killed(server);
-        simulateReboot(server.dataDir);
-        const again = await restart(server.dir);
-        try {
-          assert.deepEqual(copies(again, "rebooted"), [1, 1, 1, 1]);
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const rec = recovered(again);
-          assert.equal(rec.boot, "new");
-          assert.deepEqual([rec.journals.completed, rec.journals.undone], [1, 0]);
-        } finally {
-          await again.stop();
-        }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+      await killAndRestart(server, noReplyFromList(server, "rebooted"), "new", (again) => {
+        assert.deepEqual(copies(again, "rebooted"), [1, 1, 1, 1]);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        const rec = recovered(again);
+        assert.deepEqual([rec.journals.completed, rec.journals.undone], [1, 0]);
+      });
     });
   }
 });
