@@ -1,7 +1,9 @@
 // End-to-end durability of the spool (issue 7): exactly-once commit under injected faults and
-// SIGKILL (PETREL_FAULT), startup recovery and its sweep, the data_dir lock, disk full on a small
-// tmpfs (452 4.3.1), a removed Maildir, a big list under `ulimit -n 128`, LF Maildir files that
-// Python's mailbox reads and POP3 sizes, and content that would continue our Received header.
+// SIGKILL (PETREL_FAULT), in the same boot (undone before the ack) and after a simulated reboot
+// (a different <data_dir>/boot_id: completed once durably committed), startup recovery and its
+// sweep, the data_dir lock, disk full on a small tmpfs (452 4.3.1), a removed Maildir, a big list
+// under `ulimit -n 128`, LF Maildir files that Python's mailbox reads and POP3 sizes, and content
+// that would continue our Received header.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -76,95 +78,183 @@ async function listServer(env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
   return server;
 }
 
-// With several files the commit point is the durable removal of the journal.
-const BEFORE_COMMIT = ["after-open", "after-write", "after-tmp-fsync", "after-queue-write", "after-journal", "after-first-rename", "after-renames", "after-folder-fsync"];
-const AFTER_COMMIT = ["before-reply"];
+// With several files the ack is the journal's unlink, after the folder fsyncs.
+const BEFORE_ACK = ["after-open", "after-write", "after-tmp-fsync", "after-queue-write", "after-journal", "after-first-rename", "after-renames", "after-folder-fsync"];
+const AFTER_ACK = ["before-reply"];
 
-describe("exactly-once commit: SIGKILL at every step, then recovery shows every copy (after the commit point) or none", () => {
-  for (const point of [...BEFORE_COMMIT, ...AFTER_COMMIT]) {
-    test(`kill ${point}: no reply; after restart ${BEFORE_COMMIT.includes(point) ? "no copy" : "every copy"}, no leftovers`, async () => {
+/** Waits for the SIGKILL an injected fault sent the server. */
+async function killed(server: TestServer): Promise<void> {
+  if (server.process.exitCode === null && server.process.signalCode === null) await new Promise((r) => server.process.once("exit", r));
+  assert.equal(server.process.signalCode, "SIGKILL");
+}
+
+/** What a reboot leaves for recovery to see: a boot id unlike the kernel's (the files are as the kill left them). */
+function simulateReboot(dataDir: string): void {
+  fs.writeFileSync(path.join(dataDir, "boot_id"), "00000000-0000-0000-0000-000000000000\n");
+}
+
+interface Recovered {
+  boot: "same" | "new";
+  journals: { undone: number; completed: number };
+  committed: { completed: number; removed: number };
+  maildirTmp: { files: number };
+}
+
+function recovered(server: TestServer): Recovered {
+  const line = server.logLines().find((l) => l.msg === "recovered") as Recovered | undefined;
+  assert.ok(line, "recovery logged what it did");
+  return line;
+}
+
+/**
+ * Sends to a server set to kill itself (send asserts no reply came), waits for the SIGKILL,
+ * restarts on the same data_dir (after a simulated reboot when asked) and checks the result.
+ */
+async function killAndRestart(server: TestServer, send: () => Promise<void>, boot: "same" | "new", check: (again: TestServer) => Promise<void> | void): Promise<void> {
+  try {
+    await send();
+    await killed(server);
+    if (boot === "new") simulateReboot(server.dataDir);
+    const again = await restart(server.dir);
+    try {
+      assert.equal(recovered(again).boot, boot);
+      await check(again);
+    } finally {
+      await again.stop();
+    }
+  } finally {
+    await server.stop();
+    fs.rmSync(server.dir, { recursive: true, force: true });
+  }
+}
+
+const noReplyFromList = (server: TestServer, subject: string) => async () => {
+  assert.equal(await sendToList(server.smtpPort, subject), null, "the client got no reply");
+};
+
+describe("exactly-once commit: SIGKILL at every step, then recovery (same boot) shows every copy (after the ack) or none", () => {
+  for (const point of [...BEFORE_ACK, ...AFTER_ACK]) {
+    test(`kill ${point}: no reply; after restart ${BEFORE_ACK.includes(point) ? "no copy" : "every copy"}, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:kill` });
-      try {
-        assert.equal(await sendToList(server.smtpPort, "killed"), null, "the client got no reply");
-        if (server.process.exitCode === null && server.process.signalCode === null) await new Promise((r) => server.process.once("exit", r));
-        assert.equal(server.process.signalCode, "SIGKILL");
-        const again = await restart(server.dir);
-        try {
-          const want = BEFORE_COMMIT.includes(point) ? 0 : 1;
-          assert.deepEqual(copies(again, "killed"), [want, want, want, want]);
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const recovered = again.logLines().find((l) => l.msg === "recovered") as { journals: { completed: number; rolledBack: number } } | undefined;
-          assert.ok(recovered, "recovery logged what it did");
-          // The next message is delivered normally.
-          assert.equal((await sendToList(again.smtpPort, "after"))?.code, 250);
-          assert.deepEqual(copies(again, "after"), [1, 1, 1, 1]);
-        } finally {
-          await again.stop();
-        }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+      await killAndRestart(server, noReplyFromList(server, "killed"), "same", async (again) => {
+        const want = BEFORE_ACK.includes(point) ? 0 : 1;
+        assert.deepEqual(copies(again, "killed"), [want, want, want, want]);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        assert.equal(recovered(again).journals.completed, 0);
+        // The next message is delivered normally.
+        assert.equal((await sendToList(again.smtpPort, "after"))?.code, 250);
+        assert.deepEqual(copies(again, "after"), [1, 1, 1, 1]);
+      });
     });
   }
 });
 
-describe("exactly-once commit of a single copy (the rename is the commit point): SIGKILL around it", () => {
-  for (const point of ["after-tmp-fsync", "after-first-rename", "before-reply"]) {
-    const want = point === "after-tmp-fsync" ? 0 : 1;
-    test(`kill ${point}: no reply; after restart ${want} cop${want ? "y" : "ies"}, no leftovers`, async () => {
+/** MAIL, RCPT alice, DATA to a server that kills itself at a fault point; asserts no reply came. */
+async function sendSingleKilled(server: TestServer, subject: string): Promise<void> {
+  const c = await greeted(server.smtpPort);
+  await command(c, "MAIL FROM:<s@remote.test>", 250, "2.1.0");
+  await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
+  await command(c, "DATA", 354, null);
+  c.write(dataStream(Buffer.from(`Subject: ${subject}\r\n\r\nx\r\n`)));
+  await c.waitClosed(10_000);
+  assert.equal(c.pending, "", "no reply");
+}
+
+describe("exactly-once commit of a single copy (committed name in tmp/, fsync of tmp/, the rename into new/ is the ack): SIGKILL around it", () => {
+  const cases: [string, number, keyof Pick<Recovered, "committed" | "maildirTmp">][] = [
+    ["after-tmp-fsync", 0, "maildirTmp"],
+    ["after-mark", 0, "committed"],
+    ["after-mark-fsync", 0, "committed"],
+    ["before-reply", 1, "committed"],
+  ];
+  for (const [point, want, swept] of cases) {
+    test(`kill ${point}: no reply; after restart (same boot) ${want} cop${want ? "y" : "ies"}, no leftovers`, async () => {
       const server = await startTestServer({ users: [["alice@localhost", "pw"]], keepDir: true, env: { PETREL_FAULT: `${point}:kill` } });
-      try {
-        const c = await greeted(server.smtpPort);
-        await command(c, "MAIL FROM:<s@remote.test>", 250, "2.1.0");
-        await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
-        await command(c, "DATA", 354, null);
-        c.write(dataStream(Buffer.from("Subject: single\r\n\r\nx\r\n")));
-        await c.waitClosed(10_000);
-        assert.equal(c.pending, "", "no reply");
-        if (server.process.exitCode === null && server.process.signalCode === null) await new Promise((r) => server.process.once("exit", r));
-        const again = await restart(server.dir);
-        try {
-          assert.equal(again.mailbox("alice@localhost").length, want);
-          assert.deepEqual(leftovers(again.dataDir), []);
-          const rec = again.logLines().find((l) => l.msg === "recovered") as { maildirTmp: { files: number } };
-          assert.equal(rec.maildirTmp.files, want ? 0 : 1, "the cut copy in tmp/ was swept");
-        } finally {
-          await again.stop();
-        }
-      } finally {
-        await server.stop();
-        fs.rmSync(server.dir, { recursive: true, force: true });
-      }
+      await killAndRestart(server, () => sendSingleKilled(server, "single"), "same", (again) => {
+        assert.equal(again.mailbox("alice@localhost").length, want);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        const rec = recovered(again);
+        const cut = want ? 0 : 1;
+        if (swept === "maildirTmp") assert.equal(rec.maildirTmp.files, cut, "the cut copy in tmp/ was swept");
+        else assert.deepEqual(rec.committed, { completed: 0, removed: cut }, "the committed copy in tmp/ was removed: no 250 was sent");
+      });
     });
   }
 });
 
-describe("exactly-once commit: a failing step (ENOSPC, EIO, EMFILE) answers by the commit point", () => {
-  // Nothing that can fail follows the commit point ("before-reply" is for kill only).
+describe("after a reboot (simulated: another boot_id) recovery completes every message committed durably before the kill", () => {
+  for (const [point, want] of [["after-tmp-fsync", 0], ["after-mark", 1], ["after-mark-fsync", 1]] as const) {
+    test(`single copy, kill ${point}: after the reboot ${want} cop${want ? "y" : "ies"} in new/, no leftovers`, async () => {
+      const server = await startTestServer({ users: [["alice@localhost", "pw"]], keepDir: true, env: { PETREL_FAULT: `${point}:kill` } });
+      await killAndRestart(server, () => sendSingleKilled(server, "rebooted"), "new", (again) => {
+        const files = again.mailbox("alice@localhost");
+        assert.equal(files.length, want);
+        for (const f of files) {
+          const text = fs.readFileSync(f, "latin1");
+          assert.ok(text.endsWith("\nSubject: rebooted\n\nx\n"), text);
+          assert.equal(Number(/,S=(\d+)/.exec(f)![1]), Buffer.byteLength(text, "latin1"), "its final name has its size");
+        }
+        assert.deepEqual(leftovers(again.dataDir), []);
+        assert.deepEqual(recovered(again).committed, { completed: want, removed: 0 });
+        assert.equal(fs.readFileSync(path.join(again.dataDir, "boot_id"), "utf8").trim(), fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), "this boot is recorded");
+      });
+    });
+  }
+
+  for (const point of ["after-journal", "after-first-rename", "after-folder-fsync"]) {
+    test(`list + queue (journal), kill ${point}: after the reboot every copy exactly once, no leftovers`, async () => {
+      const server = await listServer({ PETREL_FAULT: `${point}:kill` });
+      await killAndRestart(server, noReplyFromList(server, "rebooted"), "new", (again) => {
+        assert.deepEqual(copies(again, "rebooted"), [1, 1, 1, 1]);
+        assert.deepEqual(leftovers(again.dataDir), []);
+        const rec = recovered(again);
+        assert.deepEqual([rec.journals.completed, rec.journals.undone], [1, 0]);
+      });
+    });
+  }
+});
+
+describe("exactly-once commit: a failing step (ENOSPC, EIO, EMFILE) before the ack: 451/452, no copy", () => {
+  // Nothing that can fail follows the ack ("before-reply" is for kill only).
   const cases: [string, string][] = [
-    ...BEFORE_COMMIT.map((p) => [p, "ENOSPC"] as [string, string]),
+    ...BEFORE_ACK.map((p) => [p, "ENOSPC"] as [string, string]),
     ["after-tmp-fsync", "EIO"],
     ["after-journal", "EMFILE"],
     ["after-first-rename", "EIO"],
     ["after-folder-fsync", "EMFILE"],
   ];
+  const expected = (code: string) => (code === "ENOSPC" ? "452 4.3.1" : "451 4.3.0");
   for (const [point, code] of cases) {
-    const committed = false;
-    // The session opens files before DATA: a failure there is its own 451.
-    const expected = committed ? "250 2.0.0" : code === "ENOSPC" ? "452 4.3.1" : "451 4.3.0";
-    test(`${code} ${point}: ${expected}, ${committed ? "every copy" : "no copy"}, no leftovers`, async () => {
+    test(`list: ${code} ${point}: ${expected(code)}, no copy, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:${code}` });
       try {
         const r = await sendToList(server.smtpPort, "faulty");
         assert.ok(r, "a reply");
-        assert.equal(r.raw.slice(0, 9), expected, r.raw);
-        const want = committed ? 1 : 0;
-        assert.deepEqual(copies(server, "faulty"), [want, want, want, want]);
+        assert.equal(r.raw.slice(0, 9), expected(code), r.raw);
+        assert.deepEqual(copies(server, "faulty"), [0, 0, 0, 0]);
         assert.deepEqual(leftovers(server.dataDir), []);
       } finally {
         await server.stop();
         fs.rmSync(server.dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  for (const [point, code] of [["after-mark", "EIO"], ["after-mark-fsync", "ENOSPC"]] as const) {
+    test(`single copy: ${code} ${point}: ${expected(code)}, no copy, nothing in tmp/`, async () => {
+      const server = await startTestServer({ users: [["alice@localhost", "pw"]], env: { PETREL_FAULT: `${point}:${code}` } });
+      try {
+        const c = await greeted(server.smtpPort);
+        await command(c, "MAIL FROM:<s@remote.test>", 250, "2.1.0");
+        await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
+        await command(c, "DATA", 354, null);
+        c.write(dataStream(Buffer.from("Subject: faulty\r\n\r\nx\r\n")));
+        assert.equal((await c.reply()).raw.slice(0, 9), expected(code));
+        c.close();
+        assert.deepEqual(server.mailbox("alice@localhost"), []);
+        assert.deepEqual(leftovers(server.dataDir), []);
+      } finally {
+        await server.stop();
       }
     });
   }

@@ -2,6 +2,8 @@
 // written under tmp/ with LF line ends and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>",
 // then ",S=" (file size) and ",W=" (CRLF size), the extensions Dovecot also writes. The part before ","
 // is its stable unique id (POP3 UIDL); P<pid> and <host> let startup recovery tell Petrel's own tmp/ files.
+// A single copy is committed in tmp/ under its final name plus ",C" (committedTmpName) before its rename
+// into new/, so recovery after a reboot can finish it with the right ,S=/,W= name.
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -45,6 +47,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 let seq = 0;
+const COMMITTED_MARK = ",C";
 const host = os.hostname().replace(/\//g, "\\057").replace(/:/g, "\\072").replace(/,/g, "\\054");
 
 /** A name unique across processes and time for a new message. */
@@ -54,12 +57,27 @@ export function uniqueName(now = Date.now()): string {
   return `${sec}.M${usec}P${process.pid}Q${++seq}.${host}`;
 }
 
-const OWN_NAME = new RegExp(`^\\d+\\.M\\d+P(\\d+)Q\\d+\\.${host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+const OWN_NAME = new RegExp(`^(\\d+\\.M\\d+P(\\d+)Q\\d+\\.${host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})(?:(,S=\\d+,W=\\d+)${COMMITTED_MARK})?$`);
 
-/** The pid in a name this program made on this host (uniqueName), or null for another writer's file. */
-export function ownNamePid(fileName: string): number | null {
+/** A Petrel tmp/ file name: who wrote it and, for a committed copy, the name it gets in new/. */
+export interface OwnTmpName {
+  readonly pid: number;
+  /** The final name (new/) of a committed copy; null for a copy still being written. */
+  readonly committed: string | null;
+}
+
+/** Parses a name this program made on this host (uniqueName or committedTmpName); null for another writer's file. */
+export function ownTmpName(fileName: string): OwnTmpName | null {
   const m = OWN_NAME.exec(fileName);
-  return m ? Number(m[1]) : null;
+  return m ? { pid: Number(m[2]), committed: m[3] ? m[1]! + m[3] : null } : null;
+}
+
+/**
+ * The tmp/ name of a committed single copy: its final name (with ,S= and ,W=) plus ",C". Once tmp/ is
+ * fsync'd the copy survives a reboot and recovery renames it to finalName in new/.
+ */
+export function committedTmpName(finalName: string): string {
+  return finalName + COMMITTED_MARK;
 }
 
 /** The unique id of a message file name: everything before the first "," or ":". */

@@ -1,13 +1,17 @@
-// Startup recovery, run once the data_dir lock is held (so no other Petrel writes here): undoes the
-// commits a crash cut before their commit point (a spool journal left: its client got no 250), then
-// sweeps what no one will finish: Petrel's own files in Maildir tmp/ folders and queue temporaries at
+// Startup recovery, run once the data_dir lock is held and before this process writes anything (so
+// every Petrel file found is a dead process's). It first tells the boot (boot-id.ts): in the same boot
+// the previous server was killed and the page cache kept all it did, so a message not yet acked (spool
+// journal left, or a single copy still in tmp/ under its committed ",C" name) got no 250 and is undone;
+// after a reboot an ack that was not fsync'd may be lost after its 250, so such a message is completed.
+// Then it sweeps what no one will finish: Petrel's own uncommitted tmp/ files and queue temporaries at
 // once, other writers' tmp/ files after 36 hours (the Maildir spec's rule), queue messages without an
-// envelope.
+// envelope. Last, it records the current boot id for the next start.
 import fs from "node:fs/promises";
 import path from "node:path";
-import { fsyncDir, ownNamePid } from "../mailbox/maildir.js";
+import { fsyncDir, ownTmpName } from "../mailbox/maildir.js";
 import { queuePaths } from "../queue/queue-entry.js";
 import { replayJournals, type ReplayResult } from "../spool/commit-journal.js";
+import { bootKind, currentBootId, recordBootId, type BootKind } from "./boot-id.js";
 
 /** Files of other programs in tmp/ older than this are abandoned (https://cr.yp.to/proto/maildir.html). */
 export const FOREIGN_TMP_AGE_MS = 36 * 3600 * 1000;
@@ -18,7 +22,10 @@ export interface SweepCount {
 }
 
 export interface RecoveryReport {
+  readonly boot: BootKind;
   readonly journals: ReplayResult;
+  /** Single copies committed in tmp/ (",C") whose rename into new/ (the ack) a crash cut. */
+  readonly committed: { completed: number; removed: number };
   /** Petrel's own unfinished copies in Maildir tmp/ folders. */
   readonly maildirTmp: SweepCount;
   /** Other writers' tmp/ files older than 36 h. */
@@ -27,32 +34,59 @@ export interface RecoveryReport {
   readonly queue: SweepCount;
 }
 
-export async function recoverDataDir(dataDir: string, now = Date.now()): Promise<RecoveryReport> {
-  const journals = await replayJournals(dataDir);
+export interface RecoveryOptions {
+  readonly now?: number;
+  /** The kernel's boot id (tests pass their own); by default read from /proc. */
+  readonly bootId?: string | null;
+}
+
+export async function recoverDataDir(dataDir: string, opts: RecoveryOptions = {}): Promise<RecoveryReport> {
+  const now = opts.now ?? Date.now();
+  const current = opts.bootId !== undefined ? opts.bootId : await currentBootId();
+  const boot = await bootKind(dataDir, current);
+  const journals = await replayJournals(dataDir, boot);
+  const committed = { completed: 0, removed: 0 };
   const maildirTmp = { files: 0, bytes: 0 };
   const foreignTmp = { files: 0, bytes: 0 };
   const mailboxes = path.join(dataDir, "mailboxes");
   for (const domain of await subfolders(mailboxes)) {
     for (const user of await subfolders(path.join(mailboxes, domain))) {
-      const tmp = path.join(mailboxes, domain, user, "tmp");
+      const root = path.join(mailboxes, domain, user);
+      const tmp = path.join(root, "tmp");
       let touched = false;
+      let completed = false;
       for (const name of await names(tmp)) {
         const file = path.join(tmp, name);
         const st = await fs.lstat(file).catch(() => null);
         if (!st || !st.isFile()) continue;
-        const own = ownNamePid(name);
-        const count = own !== null && own !== process.pid ? maildirTmp : own === null && now - st.mtimeMs > FOREIGN_TMP_AGE_MS ? foreignTmp : null;
+        const own = ownTmpName(name);
+        if (own?.committed && boot === "new") {
+          await fs.mkdir(path.join(root, "new"), { recursive: true, mode: 0o700 });
+          await fs.rename(file, path.join(root, "new", own.committed));
+          committed.completed++;
+          touched = completed = true;
+          continue;
+        }
+        if (own?.committed) {
+          await fs.unlink(file); // same boot: the ack rename never happened, so no 250 was sent
+          committed.removed++;
+          touched = true;
+          continue;
+        }
+        const count = own ? maildirTmp : now - st.mtimeMs > FOREIGN_TMP_AGE_MS ? foreignTmp : null;
         if (!count) continue;
         await fs.unlink(file);
         count.files++;
         count.bytes += st.size;
         touched = true;
       }
+      if (completed) await fsyncDir(path.join(root, "new"));
       if (touched) await fsyncDir(tmp);
     }
   }
   const queue = await sweepQueue(path.join(dataDir, "queue"));
-  return { journals, maildirTmp, foreignTmp, queue };
+  await recordBootId(dataDir, current);
+  return { boot, journals, committed, maildirTmp, foreignTmp, queue };
 }
 
 async function sweepQueue(queueDir: string): Promise<SweepCount> {

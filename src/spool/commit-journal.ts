@@ -1,11 +1,15 @@
 // The commit journal: before a message with several files (list copies, queue message + envelope)
 // makes its first file visible, the list of its renames (tmp → final) is written and fsync'd to
-// <data_dir>/spool/journal/<id>.json. Its durable removal, after the folder fsyncs, is the commit
-// point. A journal found at start belongs to a message whose client got no 250: recovery removes
-// every file it names, visible or not, so after a crash a message shows every copy or none.
+// <data_dir>/spool/journal/<id>.json. After the renames and the folder fsyncs, its unlink WITHOUT
+// fsync is the ack, and the 250 follows at once. A journal found at start: in the same boot (the
+// server was killed, the page cache kept its unlinks) no 250 was sent, so recovery undoes every file
+// it names; after a reboot the unlink may have been lost after a 250, so recovery completes it.
+// Either way a message shows every copy or none; only a power loss before a 250 duplicates (RFC 1047).
+import { unlinkSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir } from "../mailbox/maildir.js";
+import type { BootKind } from "../recovery/boot-id.js";
 
 export interface Rename {
   readonly from: string;
@@ -24,10 +28,7 @@ export function journalDir(dataDir: string): string {
 }
 
 export class CommitJournal {
-  private constructor(
-    readonly file: string,
-    private readonly syncDir: (dir: string) => Promise<void>,
-  ) {}
+  private constructor(readonly file: string) {}
 
   /**
    * Writes and fsyncs the journal (file and folder entry): after this a crash is recoverable.
@@ -56,13 +57,16 @@ export class CommitJournal {
       await fh.close().catch(() => undefined);
     }
     await syncDir(dir);
-    return new CommitJournal(file, syncDir);
+    return new CommitJournal(file);
   }
 
-  /** The commit point: the journal's removal, made durable. */
-  async remove(): Promise<void> {
-    await fs.unlink(this.file);
-    await this.syncDir(path.dirname(this.file));
+  /**
+   * The ack: the journal's unlink, not fsync'd (a kill keeps it; recovery after a reboot, which may
+   * lose it, completes the journal instead of undoing it). Synchronous: the 250 follows in the same
+   * turn of the event loop.
+   */
+  ack(): void {
+    unlinkSync(this.file);
   }
 
   /** Removes the journal of a message that was undone (no fsync needed: replaying it undoes again). */
@@ -91,15 +95,17 @@ export async function removeFiles(files: readonly string[]): Promise<number> {
 }
 
 export interface ReplayResult {
-  /** Messages a crash cut before their commit point: undone. */
+  /** Same boot: messages a kill cut before their ack (no 250 was sent), undone. */
   undone: number;
-  /** Files (visible copies and temporaries) those messages had. */
-  removed: number;
+  /** New boot: messages whose ack a reboot may have lost after their 250, completed. */
+  completed: number;
+  /** Files removed (undone) or renamed into place (completed). */
+  files: number;
 }
 
-/** Startup: undoes every message whose commit a crash cut (its journal is still there). */
-export async function replayJournals(dataDir: string): Promise<ReplayResult> {
-  const result: ReplayResult = { undone: 0, removed: 0 };
+/** Startup: undoes (same boot) or completes (new boot) every message whose journal is still there. */
+export async function replayJournals(dataDir: string, boot: BootKind): Promise<ReplayResult> {
+  const result: ReplayResult = { undone: 0, completed: 0, files: 0 };
   const dir = journalDir(dataDir);
   let names: string[];
   try {
@@ -111,13 +117,36 @@ export async function replayJournals(dataDir: string): Promise<ReplayResult> {
   for (const name of names) {
     const file = path.join(dir, name);
     // A journal that does not parse was cut short: no rename had started (its tmp/ files are swept).
-    const renames = (await readJournal(dataDir, file)) ?? [];
-    result.removed += await removeFiles(renames.flatMap((r) => [r.to, r.from]));
-    result.undone++;
+    const renames = await readJournal(dataDir, file);
+    if (renames && boot === "new") {
+      result.files += await completeRenames(renames);
+      result.completed++;
+    } else {
+      result.files += await removeFiles((renames ?? []).flatMap((r) => [r.to, r.from]));
+      result.undone++;
+    }
     await fs.unlink(file);
   }
   if (names.length) await fsyncDir(dir);
   return result;
+}
+
+/** Does the renames not done yet (their source still exists); fsyncs every folder involved. */
+async function completeRenames(renames: readonly Rename[]): Promise<number> {
+  const dirs = new Set<string>();
+  let done = 0;
+  for (const r of renames) {
+    try {
+      await fs.rename(r.from, r.to);
+      done++;
+      dirs.add(path.dirname(r.from)).add(path.dirname(r.to));
+    } catch (err) {
+      // Done before the crash (the source is gone), or its destination folder was removed since.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  for (const d of dirs) await fsyncDir(d);
+  return done;
 }
 
 async function readJournal(dataDir: string, file: string): Promise<Rename[] | null> {

@@ -7,11 +7,13 @@ export const FAULT_POINTS = [
   "after-write", // content written to every copy
   "after-tmp-fsync", // every copy fsync'd and closed in tmp/
   "after-queue-write", // queue message and envelope fsync'd under temporary names
-  "after-journal", // commit journal durable (messages with more than one file)
-  "after-first-rename", // the first copy is visible: the message is committed
-  "after-renames", // every copy is visible
-  "after-folder-fsync", // every folder entry is durable
-  "before-reply", // journal removed; the next thing is the 250
+  "after-mark", // one copy: renamed to its committed name (",C") in tmp/, not yet durable
+  "after-mark-fsync", // one copy: tmp/ fsync'd, the commit is durable; next is the ack (rename into new/)
+  "after-journal", // several files: commit journal durable
+  "after-first-rename", // several files: the first copy is visible (not acked: no 250 yet)
+  "after-renames", // several files: every copy is visible
+  "after-folder-fsync", // several files: every folder entry is durable; next is the ack (journal unlink)
+  "before-reply", // acked; the next thing is the 250
 ] as const;
 
 export type FaultPoint = (typeof FAULT_POINTS)[number];

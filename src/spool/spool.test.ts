@@ -1,6 +1,7 @@
 // Unit tests of the spool on a temporary data_dir: copies in Maildirs with LF line ends and their
-// ,S=/,W= sizes, copies past the direct ones made at commit, the queue entry, abort, undoing a
-// failed commit and a journal left by a crash, disk-full replies, content that would continue our header.
+// ,S=/,W= sizes, the single copy's commit (one fsync of tmp/ under its committed name, none of new/),
+// copies past the direct ones made at commit, the queue entry, abort, undoing a failed commit and a
+// journal left by a crash, disk-full replies, content that would continue our header.
 import { afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -9,6 +10,7 @@ import path from "node:path";
 import { MailError } from "../core/errors.js";
 import { silentLogger } from "../core/log.js";
 import { CommitJournal, replayJournals } from "./commit-journal.js";
+import { DirSyncer } from "./dir-sync.js";
 import { Spool, storageError, type Envelope } from "./spool.js";
 
 let dataDir: string;
@@ -53,6 +55,53 @@ describe("Spool", () => {
     const lfs = bytes.filter((b) => b === 10).length;
     assert.match(path.basename(file!), new RegExp(`,S=${bytes.length},W=${bytes.length + lfs}$`));
     assert.deepEqual(files("a@localhost", "tmp"), []);
+  });
+
+  test("one copy: its only folder fsync is of tmp/, after the copy took its committed name (none of new/)", async () => {
+    const tmp = path.join(dataDir, "mailboxes", "localhost", "a", "tmp");
+    const seen: { ino: number; names: string[] }[] = [];
+    const syncer = new DirSyncer(async (fh) => {
+      seen.push({ ino: (await fh.stat()).ino, names: fs.readdirSync(tmp) });
+      await fh.sync();
+    });
+    const msg = await new Spool(dataDir, silentLogger(), syncer).open(envelope(["a@localhost"]));
+    await msg.write([Buffer.from("Subject: x\r\n\r\nbody\r\n")]);
+    await msg.commit();
+    const [file] = files("a@localhost", "new");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.ino, fs.statSync(tmp).ino);
+    assert.deepEqual(seen[0]!.names, [`${path.basename(file!)},C`]);
+    assert.deepEqual(files("a@localhost", "tmp"), []);
+  });
+
+  test("one copy whose tmp/ fsync fails: 451, nothing in new/ or tmp/ (the committed name is undone)", async () => {
+    const syncer = new DirSyncer(async () => {
+      throw Object.assign(new Error("EIO"), { code: "EIO" });
+    });
+    const msg = await new Spool(dataDir, silentLogger(), syncer).open(envelope(["a@localhost"]));
+    await msg.write([Buffer.from("Subject: x\r\n\r\n")]);
+    await assert.rejects(msg.commit(), (err: MailError) => err.reply?.code === 451);
+    assert.deepEqual([...files("a@localhost", "new"), ...files("a@localhost", "tmp")], []);
+  });
+
+  test("onAck runs once, synchronously at the ack, before commit resolves: every copy in new/, no tmp/ file, no journal", async () => {
+    const journal = path.join(dataDir, "spool", "journal");
+    for (const [users, id] of [[["a@localhost"], "A1"], [["a@localhost", "b@localhost"], "A2"]] as const) {
+      const msg = await new Spool(dataDir, silentLogger()).open(envelope([...users], [], id));
+      await msg.write([Buffer.from("Subject: x\r\n\r\n")]);
+      let resolved = false;
+      const seen: { fresh: number; tmp: number; journals: number; resolved: boolean }[] = [];
+      const committing = msg.commit(() => {
+        seen.push({
+          fresh: users.filter((u) => files(u, "new").some((f) => fs.readFileSync(f, "latin1").includes(` id ${id}\n`))).length,
+          tmp: users.flatMap((u) => files(u, "tmp")).length,
+          journals: fs.existsSync(journal) ? fs.readdirSync(journal).length : 0,
+          resolved,
+        });
+      });
+      await committing.then(() => (resolved = true));
+      assert.deepEqual(seen, [{ fresh: users.length, tmp: 0, journals: 0, resolved: false }], id);
+    }
   });
 
   test("40 copies (past the 16 written directly): each byte-exact with its own headers; no journal left", async () => {
@@ -121,12 +170,12 @@ describe("commit journal replay", () => {
     });
   }
 
-  test("a journal found at start (the client got no 250) is undone: visible copies and temporaries go", async () => {
+  test("a journal found at start in the same boot (the client got no 250) is undone: visible copies and temporaries go", async () => {
     const renames = setUp(["1", "2", "3"]);
     await CommitJournal.write(dataDir, "J1", renames);
     fs.renameSync(renames[0]!.from, renames[0]!.to); // the first copy was visible when the crash came
-    const r = await replayJournals(dataDir);
-    assert.deepEqual(r, { undone: 1, removed: 3 });
+    const r = await replayJournals(dataDir, "same");
+    assert.deepEqual(r, { undone: 1, completed: 0, files: 3 });
     for (const x of renames) assert.ok(!fs.existsSync(x.to) && !fs.existsSync(x.from));
     assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "journal")), []);
   });
@@ -144,7 +193,7 @@ describe("commit journal replay", () => {
   test("a journal cut short (not JSON) is removed; no rename can have started after it", async () => {
     fs.mkdirSync(path.join(dataDir, "spool", "journal"), { recursive: true });
     fs.writeFileSync(path.join(dataDir, "spool", "journal", "J3.json"), '{"version":1,"id":"J3","ren');
-    assert.deepEqual(await replayJournals(dataDir), { undone: 1, removed: 0 });
+    assert.deepEqual(await replayJournals(dataDir, "same"), { undone: 1, completed: 0, files: 0 });
     assert.deepEqual(fs.readdirSync(path.join(dataDir, "spool", "journal")), []);
   });
 });
