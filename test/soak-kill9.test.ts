@@ -1,6 +1,7 @@
 // A short run of the kill -9 soak (scripts/soak-kill9.mjs; `npm run soak` is the 60 s version):
-// clients sending while the server is SIGKILLed and restarted; zero lost, partial, corrupt or
-// duplicate copies (after a 250 or after no reply), and nothing left in tmp/ after the last restart's recovery.
+// clients sending while the server is SIGKILLed and restarted; zero lost, partial or corrupt copies,
+// no duplicate after a 250, at most one after no reply (the µs between the ack and the 250's write),
+// and nothing left in tmp/ after the last restart's recovery.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,5 +11,6 @@ import { PROJECT_ROOT } from "./helpers/server.js";
 test("kill -9 soak, 8 s, 2 clients: every accepted message exactly once per recipient", () => {
   const r = spawnSync(process.execPath, [path.join(PROJECT_ROOT, "scripts", "soak-kill9.mjs"), "--seconds", "8", "--clients", "2"], { encoding: "utf8", timeout: 90_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /^soak: PASS .* lost=0 partial=0 corrupt=0 duplicates=0 window_duplicates=0 leftovers=0$/m);
+  // At most one duplicate, and only from a kill in the few µs between the ack and the 250's write.
+  assert.match(r.stdout, /^soak: PASS .* lost=0 partial=0 corrupt=0 duplicates=0 window_duplicates=[01] window_limit=\d+ leftovers=0$/m);
 });

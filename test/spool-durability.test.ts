@@ -80,7 +80,7 @@ async function listServer(env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
 
 // With several files the ack is the journal's unlink, after the folder fsyncs.
 const BEFORE_ACK = ["after-open", "after-write", "after-tmp-fsync", "after-queue-write", "after-journal", "after-first-rename", "after-renames", "after-folder-fsync"];
-const AFTER_ACK = ["before-reply"];
+const AFTER_ACK = ["after-ack"];
 
 /** Waits for the SIGKILL an injected fault sent the server. */
 async function killed(server: TestServer): Promise<void> {
@@ -128,15 +128,19 @@ async function killAndRestart(server: TestServer, send: () => Promise<void>, boo
   }
 }
 
-const noReplyFromList = (server: TestServer, subject: string) => async () => {
-  assert.equal(await sendToList(server.smtpPort, subject), null, "the client got no reply");
+/** Before the ack the kill leaves the client without a reply; after it, the 250 is already out. */
+const sendToListKilled = (server: TestServer, subject: string, acked: boolean) => async () => {
+  const r = await sendToList(server.smtpPort, subject);
+  if (acked) assert.match(r?.raw ?? "(no reply)", /^250 2\.0\.0 /, "the 250 is written at the ack, before the kill");
+  else assert.equal(r, null, "the client got no reply");
 };
 
 describe("exactly-once commit: SIGKILL at every step, then recovery (same boot) shows every copy (after the ack) or none", () => {
   for (const point of [...BEFORE_ACK, ...AFTER_ACK]) {
-    test(`kill ${point}: no reply; after restart ${BEFORE_ACK.includes(point) ? "no copy" : "every copy"}, no leftovers`, async () => {
+    const acked = !BEFORE_ACK.includes(point);
+    test(`kill ${point}: ${acked ? "250 already sent; after restart every copy" : "no reply; after restart no copy"}, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:kill` });
-      await killAndRestart(server, noReplyFromList(server, "killed"), "same", async (again) => {
+      await killAndRestart(server, sendToListKilled(server, "killed", acked), "same", async (again) => {
         const want = BEFORE_ACK.includes(point) ? 0 : 1;
         assert.deepEqual(copies(again, "killed"), [want, want, want, want]);
         assert.deepEqual(leftovers(again.dataDir), []);
@@ -149,15 +153,16 @@ describe("exactly-once commit: SIGKILL at every step, then recovery (same boot) 
   }
 });
 
-/** MAIL, RCPT alice, DATA to a server that kills itself at a fault point; asserts no reply came. */
-async function sendSingleKilled(server: TestServer, subject: string): Promise<void> {
+/** MAIL, RCPT alice, DATA to a server that kills itself at a fault point; no reply before the ack, 250 after it. */
+async function sendSingleKilled(server: TestServer, subject: string, acked = false): Promise<void> {
   const c = await greeted(server.smtpPort);
   await command(c, "MAIL FROM:<s@remote.test>", 250, "2.1.0");
   await command(c, "RCPT TO:<alice@localhost>", 250, "2.1.5");
   await command(c, "DATA", 354, null);
   c.write(dataStream(Buffer.from(`Subject: ${subject}\r\n\r\nx\r\n`)));
   await c.waitClosed(10_000);
-  assert.equal(c.pending, "", "no reply");
+  if (acked) assert.match(c.pending, /^250 2\.0\.0 /, "the 250 is written at the ack, before the kill");
+  else assert.equal(c.pending, "", "no reply");
 }
 
 describe("exactly-once commit of a single copy (committed name in tmp/, fsync of tmp/, the rename into new/ is the ack): SIGKILL around it", () => {
@@ -165,12 +170,12 @@ describe("exactly-once commit of a single copy (committed name in tmp/, fsync of
     ["after-tmp-fsync", 0, "maildirTmp"],
     ["after-mark", 0, "committed"],
     ["after-mark-fsync", 0, "committed"],
-    ["before-reply", 1, "committed"],
+    ["after-ack", 1, "committed"],
   ];
   for (const [point, want, swept] of cases) {
-    test(`kill ${point}: no reply; after restart (same boot) ${want} cop${want ? "y" : "ies"}, no leftovers`, async () => {
+    test(`kill ${point}: ${want ? "250 already sent" : "no reply"}; after restart (same boot) ${want} cop${want ? "y" : "ies"}, no leftovers`, async () => {
       const server = await startTestServer({ users: [["alice@localhost", "pw"]], keepDir: true, env: { PETREL_FAULT: `${point}:kill` } });
-      await killAndRestart(server, () => sendSingleKilled(server, "single"), "same", (again) => {
+      await killAndRestart(server, () => sendSingleKilled(server, "single", want === 1), "same", (again) => {
         assert.equal(again.mailbox("alice@localhost").length, want);
         assert.deepEqual(leftovers(again.dataDir), []);
         const rec = recovered(again);
@@ -204,7 +209,7 @@ describe("after a reboot (simulated: another boot_id) recovery completes every m
   for (const point of ["after-journal", "after-first-rename", "after-folder-fsync"]) {
     test(`list + queue (journal), kill ${point}: after the reboot every copy exactly once, no leftovers`, async () => {
       const server = await listServer({ PETREL_FAULT: `${point}:kill` });
-      await killAndRestart(server, noReplyFromList(server, "rebooted"), "new", (again) => {
+      await killAndRestart(server, sendToListKilled(server, "rebooted", false), "new", (again) => {
         assert.deepEqual(copies(again, "rebooted"), [1, 1, 1, 1]);
         assert.deepEqual(leftovers(again.dataDir), []);
         const rec = recovered(again);
@@ -215,7 +220,7 @@ describe("after a reboot (simulated: another boot_id) recovery completes every m
 });
 
 describe("exactly-once commit: a failing step (ENOSPC, EIO, EMFILE) before the ack: 451/452, no copy", () => {
-  // Nothing that can fail follows the ack ("before-reply" is for kill only).
+  // Nothing that can fail follows the ack ("after-ack" is for kill only).
   const cases: [string, string][] = [
     ...BEFORE_ACK.map((p) => [p, "ENOSPC"] as [string, string]),
     ["after-tmp-fsync", "EIO"],

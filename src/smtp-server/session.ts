@@ -247,6 +247,9 @@ export class SmtpSession {
 
   // ---- replies ----
 
+  /** The 250 already written at the spool's ack (finishTransaction must not send it again). */
+  private sentAtAck: Reply | null = null;
+
   send(r: Reply): void {
     this.replies.push(formatReply(r));
   }
@@ -538,8 +541,14 @@ export class SmtpSession {
 
   private async commit(t: Transaction, message: IncomingMessage): Promise<Reply> {
     try {
-      await message.commit();
-      return reply(250, "2.0.0", `Ok: queued as ${t.id}`);
+      const ok = reply(250, "2.0.0", `Ok: queued as ${t.id}`);
+      // The 250 is written right at the ack (no promise chain between them for a kill to fall in).
+      await message.commit(() => {
+        this.send(ok);
+        this.replies.flush();
+        this.sentAtAck = ok;
+      });
+      return ok;
     } catch (err) {
       return this.localError(err);
     }
@@ -558,7 +567,8 @@ export class SmtpSession {
     this.transaction = null;
     if (r.code !== 250) return this.error(r);
     this.junk = 0; // as Postfix: only a delivered message resets the junk command count
-    this.send(r);
+    if (this.sentAtAck !== r) this.send(r);
+    this.sentAtAck = null;
   }
 
   /** Drops the transaction (RSET, EHLO, disconnect), logging it if MAIL was given. */

@@ -13,7 +13,7 @@ export const FAULT_POINTS = [
   "after-first-rename", // several files: the first copy is visible (not acked: no 250 yet)
   "after-renames", // several files: every copy is visible
   "after-folder-fsync", // several files: every folder entry is durable; next is the ack (journal unlink)
-  "before-reply", // acked; the next thing is the 250
+  "after-ack", // acked, and the 250 already handed to the socket (kill only)
 ] as const;
 
 export type FaultPoint = (typeof FAULT_POINTS)[number];

@@ -246,7 +246,7 @@ export class IncomingMessage {
       // The message is committed: a throwing caller must not turn that into a failure.
       this.ctx.log.error({ err, id: this.env.id }, "onAck failed after the commit");
     }
-    fault("before-reply");
+    fault("after-ack");
   }
 
   /**
