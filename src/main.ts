@@ -134,7 +134,6 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       await hashPool.close();
       store.close();
-      await spool.close();
       lock.release();
       log.info("petrel stopped");
     },

@@ -37,6 +37,24 @@ export async function ensureMaildir(root: string): Promise<void> {
   created.add(root);
 }
 
+/**
+ * Writes a small file (0600) and fdatasyncs it before closing: the spool's queue envelope, the commit
+ * journal, the recorded boot id. flag "wx" (the default) refuses an existing file; a file created
+ * here that could not be written whole is removed. The caller makes its folder entry durable.
+ */
+export async function writeFileSynced(file: string, content: string, flag: "wx" | "w" = "wx"): Promise<void> {
+  const fh = await fs.open(file, flag, 0o600);
+  try {
+    await fh.writeFile(content);
+    await fh.datasync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.unlink(file).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.open(dir, "r");
   try {

@@ -4,7 +4,7 @@
 // Linux's /proc/sys/kernel/random/boot_id; elsewhere every start counts as a new boot (the safe side).
 import fs from "node:fs/promises";
 import path from "node:path";
-import { fsyncDir } from "../mailbox/maildir.js";
+import { fsyncDir, writeFileSynced } from "../mailbox/maildir.js";
 
 /** "same": the previous server ran in this boot; "new": a reboot came since, or it cannot be told. */
 export type BootKind = "same" | "new";
@@ -37,13 +37,7 @@ export async function recordBootId(dataDir: string, current: string | null): Pro
   const file = recordFile(dataDir);
   if (current === null) return; // every start is a new boot then
   const tmp = `${file}.tmp`;
-  const fh = await fs.open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(current + "\n");
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
+  await writeFileSynced(tmp, current + "\n", "w");
   await fs.rename(tmp, file);
   await fsyncDir(dataDir);
 }

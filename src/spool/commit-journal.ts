@@ -8,7 +8,7 @@
 import { unlinkSync } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { fsyncDir } from "../mailbox/maildir.js";
+import { fsyncDir, writeFileSynced } from "../mailbox/maildir.js";
 import type { BootKind } from "../recovery/boot-id.js";
 
 export interface Rename {
@@ -46,16 +46,7 @@ export class CommitJournal {
       renames: renames.map((r) => [path.relative(dataDir, r.from), path.relative(dataDir, r.to)] as const),
     };
     const file = path.join(dir, `${id}.json`);
-    const fh = await fs.open(file, "wx", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record) + "\n");
-      await fh.datasync();
-    } catch (err) {
-      await fs.unlink(file).catch(() => undefined);
-      throw err;
-    } finally {
-      await fh.close().catch(() => undefined);
-    }
+    await writeFileSynced(file, JSON.stringify(record) + "\n");
     await syncDir(dir);
     return new CommitJournal(file);
   }

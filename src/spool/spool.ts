@@ -26,7 +26,7 @@ import type { Logger } from "../core/log.js";
 import { reply } from "../core/reply.js";
 import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
 import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
-import { committedTmpName, ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName } from "../mailbox/maildir.js";
+import { committedTmpName, ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName, writeFileSynced } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { QUEUE_FOLDERS, queueEnvelope, queuePaths } from "../queue/queue-entry.js";
 import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
@@ -77,9 +77,6 @@ export class Spool {
     private readonly log: Logger,
     private readonly dirSync = new DirSyncer(),
   ) {}
-
-  /** Nothing is cached between messages; kept so callers can stop it like other components. */
-  async close(): Promise<void> {}
 
   get queueDir(): string {
     return path.join(this.dataDir, "queue");
@@ -306,13 +303,13 @@ export class IncomingMessage {
     if (others.length === 0) return;
     const source = this.direct[0]!;
     const src = await fs.open(source.tmpPath, "r");
+    const buf = Buffer.allocUnsafe(FLUSH_BYTES);
     try {
       for (let i = 0; i < others.length; i += FANOUT_BATCH) {
         const batch = others.slice(i, i + FANOUT_BATCH);
         try {
           for (const c of batch) await openCopy(c);
           await Promise.all(batch.map((c) => writeAll(c.fh!, [c.prefix])));
-          const buf = Buffer.allocUnsafe(FLUSH_BYTES);
           for (let pos = source.prefix.length, left = this.contentSize; left > 0; ) {
             const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, left), pos);
             if (bytesRead === 0) throw new Error(`${source.tmpPath} is shorter than written`);
@@ -336,13 +333,7 @@ export class IncomingMessage {
     const q = queuePaths(path.join(this.ctx.dataDir, "queue"), this.env.id);
     const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote);
     this.envelopeTmp = q.envelopeTmp;
-    const fh = await fs.open(q.envelopeTmp, "wx", 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(record, null, 1) + "\n");
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    await writeFileSynced(q.envelopeTmp, JSON.stringify(record, null, 1) + "\n");
     return { from: q.envelopeTmp, to: q.envelope };
   }
 
