@@ -8,7 +8,7 @@ import type { LoginResult } from "../auth/authenticator.js";
 import type { Logger } from "../core/log.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
-import { printable } from "../protocol/wire-text.js";
+import { hasControlChars, printable } from "../protocol/wire-text.js";
 import type { ApopTimestamps } from "./apop.js";
 import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
 import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
@@ -151,7 +151,7 @@ export class Pop3Session {
   }
 
   private async dispatch(line: string): Promise<void> {
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(line)) return this.err("bad characters in command");
+    if (hasControlChars(line)) return this.err("bad characters in command");
     const sp = line.indexOf(" ");
     const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
     const row = COMMANDS.get(verb);
