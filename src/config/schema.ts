@@ -81,6 +81,10 @@ export const configSchema = z.strictObject({
       /** Failed logins for one account within auth_failure_window before it is refused. */
       auth_failures_per_account: z.number().int().positive().default(10),
       auth_failure_window: timerSeconds.positive().default(600),
+      /** Connections one IP address may hold open at once on one listener (421 4.7.0 past it). */
+      max_connections_per_ip: z.number().int().positive().default(50),
+      /** Seconds a client has to finish a TLS handshake (STARTTLS, STLS or an implicit-TLS port). */
+      tls_handshake_timeout: timerSeconds.positive().default(30),
     })
     .prefault({}),
   smtp: z
@@ -98,6 +102,20 @@ export const configSchema = z.strictObject({
         .string()
         .regex(/^[!#$%&'*+\-/=?^_`{|}~]?$/, 'expected one punctuation character allowed in addresses, like "+", "-" or "=", or "" for none')
         .default("+"),
+      /** SMTP AUTH before TLS: "never" (RFC 8314), or "loopback" for clients on this machine. */
+      auth_without_tls: z.enum(["never", "loopback"]).default("never"),
+      /** Failed AUTH attempts in one session before 421 and close. */
+      max_auth_failures: z.number().int().positive().default(3),
+      /** Seconds before a failed AUTH is answered (slows guessing). */
+      auth_failure_delay: z.number().nonnegative().max(...timerCap).default(1),
+    })
+    .prefault({}),
+  submission: z
+    .strictObject({
+      /** The envelope sender must be the user's own address or an alias that reaches them. */
+      sender_check: z.boolean().default(true),
+      /** Name the authenticated user in the Received header (off: privacy). */
+      received_auth_user: z.boolean().default(false),
     })
     .prefault({}),
   pop3: z
@@ -105,6 +123,8 @@ export const configSchema = z.strictObject({
       idle_timeout: timerSeconds.positive().default(600),
       max_auth_failures: z.number().int().positive().default(3),
       auth_failure_delay: z.number().nonnegative().max(...timerCap).default(1),
+      /** USER/PASS and AUTH PLAIN without TLS: on loopback connections only, always, or never. */
+      plaintext_login: z.enum(["loopback", "always", "never"]).default("loopback"),
     })
     .prefault({}),
   tls: z.strictObject({ cert: z.string().optional(), key: z.string().optional() }).prefault({}),
