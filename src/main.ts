@@ -1,6 +1,8 @@
 // Wires Petrel together explicitly: config → account store, spool, policy → listeners (SMTP, POP3).
 // Nothing registers itself; everything a component needs is passed to its constructor.
 import crypto from "node:crypto";
+import fs from "node:fs";
+import tls from "node:tls";
 import { Authenticator } from "./auth/authenticator.js";
 import { FailureThrottle } from "./auth/failure-throttle.js";
 import { HashPool } from "./auth/hash-pool.js";
@@ -14,6 +16,7 @@ import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";
 import { DataDirLock } from "./recovery/data-dir-lock.js";
 import { recoverDataDir } from "./recovery/startup-recovery.js";
+import type { TlsContextSource } from "./protocol/connection.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
@@ -28,9 +31,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: LoadedConfig, log: Logger): Promise<RunningServer> {
-  // Only these start today; submission, submissions and pop3s wait for their issues.
-  if (config.listen.smtp.length === 0 && config.listen.pop3.length === 0)
-    throw new UsageError("no listeners configured: listen.smtp and listen.pop3 are both empty");
+  if (Object.values(config.listen).every((a) => a.length === 0)) throw new UsageError("no listeners configured: every list in [listen] is empty");
   // Before anything writes: a private data_dir (a clear error when it cannot be used), one server
   // per data_dir, then finish or sweep what a crash left.
   for (const change of preparePrivateDir(config.data_dir)) log.warn({ change }, "made data_dir private");
@@ -75,6 +76,11 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     bareLineEndings: config.smtp.bare_line_endings,
     postmasterDomain: config.domains[0]!,
     greetPauseMs: config.smtp.greet_pause * 1000,
+    authWithoutTls: config.smtp.auth_without_tls,
+    maxAuthFailures: config.smtp.max_auth_failures,
+    authFailureDelayMs: config.smtp.auth_failure_delay * 1000,
+    senderCheck: config.submission.sender_check,
+    receivedAuthUser: config.submission.received_auth_user,
   };
   const pop3Options = {
     hostname: config.hostname,
@@ -82,30 +88,54 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     maxAuthFailures: config.pop3.max_auth_failures,
     authFailureDelayMs: config.pop3.auth_failure_delay * 1000,
     maxCommands: limits.max_junk_commands,
+    plaintextLogin: config.pop3.plaintext_login,
   };
   const maildropLocks = new MaildropLocks();
   const apopTimestamps = new ApopTimestamps(config.hostname);
-  const listeners: TcpListener[] = [
+  const tlsSource = temporaryTls(config);
+  const host = config.hostname;
+  const common = {
+    maxConnections: limits.max_connections,
+    maxConnectionsPerIp: limits.max_connections_per_ip,
+    tls: tlsSource,
+    handshakeTimeoutMs: limits.tls_handshake_timeout * 1000,
+  };
+  const smtpBusy = (limit: "total" | "per-ip") =>
+    limit === "per-ip"
+      ? `421 4.7.0 ${host} Error: too many connections from your address, try again later\r\n`
+      : `421 4.7.0 ${host} Error: too many connections, try again later\r\n`;
+  const pop3Busy = (limit: "total" | "per-ip") =>
+    limit === "per-ip" ? "-ERR [SYS/TEMP] too many connections from your address, try again later\r\n" : "-ERR [SYS/TEMP] too many connections, try again later\r\n";
+  const smtpListener = (name: "smtp" | "submission" | "submissions") =>
     new TcpListener(
       {
-        name: "smtp",
-        addresses: config.listen.smtp,
-        maxConnections: limits.max_connections,
-        busyReply: `421 4.7.0 ${config.hostname} Error: too many connections, try again later\r\n`,
-        createSession: (socket, sessionLog) =>
-          new SmtpSession(socket, { options: smtpOptions, policy, store: spool, log: sessionLog, newId: newQueueId }),
+        ...common,
+        name,
+        addresses: config.listen[name],
+        implicitTls: name === "submissions",
+        busyReply: smtpBusy,
+        createSession: (conn, sessionLog) =>
+          new SmtpSession(conn, {
+            options: { ...smtpOptions, submission: name !== "smtp" },
+            policy,
+            store: spool,
+            accounts: authenticator,
+            log: sessionLog,
+            newId: newQueueId,
+          }),
       },
       log,
-    ),
-    // POP3 over TLS (listen.pop3s) waits for the TLS issue; only plain POP3 starts here.
+    );
+  const pop3Listener = (name: "pop3" | "pop3s") =>
     new TcpListener(
       {
-        name: "pop3",
-        addresses: config.listen.pop3,
-        maxConnections: limits.max_connections,
-        busyReply: "-ERR [SYS/TEMP] too many connections, try again later\r\n",
-        createSession: (socket, sessionLog) =>
-          new Pop3Session(socket, {
+        ...common,
+        name,
+        addresses: config.listen[name],
+        implicitTls: name === "pop3s",
+        busyReply: pop3Busy,
+        createSession: (conn, sessionLog) =>
+          new Pop3Session(conn, {
             options: pop3Options,
             accounts: authenticator,
             locks: maildropLocks,
@@ -115,8 +145,8 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
           }),
       },
       log,
-    ),
-  ];
+    );
+  const listeners = [smtpListener("smtp"), smtpListener("submission"), smtpListener("submissions"), pop3Listener("pop3"), pop3Listener("pop3s")];
   const addresses: BoundAddress[] = [];
   try {
     for (const l of listeners) addresses.push(...(await l.start()));
@@ -147,4 +177,11 @@ const idSalt = crypto.randomBytes(2).toString("hex").toUpperCase();
 export function newQueueId(): string {
   idCounter = (idCounter + 1) % 1679616;
   return `${Date.now().toString(36).toUpperCase()}${idSalt}${idCounter.toString(36).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Until tls/server-certificates.ts lands: [tls] cert/key as they are, no generation, no reload. */
+function temporaryTls(config: LoadedConfig): TlsContextSource | null {
+  if (!config.tls.cert || !config.tls.key) return null;
+  const context = tls.createSecureContext({ cert: fs.readFileSync(config.tls.cert), key: fs.readFileSync(config.tls.key), minVersion: "TLSv1.2" });
+  return { context: () => context };
 }

@@ -2,6 +2,7 @@
 // every row's arity, and a Pop3Session (fake accounts, a temporary Maildrop, a loopback socket)
 // driven by random command sequences answers every line with exactly one well-formed response
 // (single-line, or multi-line ending in ".") and never fails internally. Seeded and bounded.
+import { Connection } from "../protocol/connection.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -70,7 +71,7 @@ test("a Pop3Session answers every command of a random sequence with exactly one 
   const failures: unknown[] = [];
   const server = net.createServer((sock) => {
     sock.on("error", () => undefined);
-    new Pop3Session(sock, {
+    new Pop3Session(new Connection(sock, { listener: "pop3" }), {
       options: { hostname: "pop.test", idleTimeoutMs: 5000, maxAuthFailures: 1000, authFailureDelayMs: 0 },
       accounts: {
         password: async (_peer, a, p) => (a.toLowerCase() === "alice@example.test" && p === "secret" ? { kind: "ok", user: "alice@example.test" } : { kind: "failed", user: a }),

@@ -1,6 +1,7 @@
 // Tests of Pop3Session on real loopback sockets with an in-memory account list and temporary
 // Maildirs: transcripts for every command and state rule, pipelining, auth failures, APOP, AUTH
 // PLAIN, the maildrop lock, autologout, shutdown and streaming with backpressure (RFC 1939, 2449, 5034).
+import { Connection } from "../protocol/connection.js";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -68,7 +69,7 @@ async function startHarness(options: Partial<Pop3SessionOptions> = {}): Promise<
   const mailbox = (address: string) => path.join(dir, address);
   const server = net.createServer((socket) => {
     socket.on("error", () => undefined);
-    const session = new Pop3Session(socket, {
+    const session = new Pop3Session(new Connection(socket, { listener: "pop3" }), {
       options: opts,
       accounts,
       locks,

@@ -3,9 +3,9 @@
 // locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces.
 // Bounded per connection: no command is read while replies wait unread, LIST/UIDL stream with
 // backpressure, and every command counts against the session's command allowance.
-import type { Socket } from "node:net";
 import type { LoginResult } from "../auth/authenticator.js";
 import type { Logger } from "../core/log.js";
+import type { Connection } from "../protocol/connection.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { hasControlChars, printable } from "../protocol/wire-text.js";
@@ -27,6 +27,8 @@ export interface Pop3SessionOptions {
    * (limits.max_junk_commands); then -ERR and close. Default 100.
    */
   readonly maxCommands?: number;
+  /** pop3.plaintext_login: where USER/PASS and AUTH PLAIN work without TLS (default loopback). */
+  readonly plaintextLogin?: "loopback" | "always" | "never";
 }
 
 /** CAPA's lines and terminating dot, made once (a CAPA loop then allocates almost nothing). */
@@ -87,12 +89,12 @@ export class Pop3Session {
   private streaming = false;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly conn: Connection,
     private readonly deps: Pop3SessionDeps,
   ) {
-    this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
-    this.replies = new ReplyQueue(socket);
-    this.reader = new SocketReader(socket, () => this.replies.flush());
+    this.peer = conn.info.peer;
+    this.replies = new ReplyQueue(conn.socket);
+    this.reader = new SocketReader(conn.socket, () => this.replies.flush());
     this.timestamp = deps.timestamps.next();
   }
 
@@ -378,7 +380,7 @@ export class Pop3Session {
       this.ok(status);
       this.replies.flush();
       this.streaming = true;
-      await streamMessage(this.socket, fh, new MessageEncoder(bodyLines));
+      await streamMessage(this.conn.socket, fh, new MessageEncoder(bodyLines));
       this.streaming = false;
       return true;
     } finally {
@@ -396,7 +398,7 @@ export class Pop3Session {
       this.endReason = err instanceof ReaderTimeout ? "timeout" : "error";
       if (this.endReason === "error") this.deps.log.error({ err }, "pop3 session failed while sending a message");
       this.replies.discard();
-      this.socket.destroy();
+      this.conn.socket.destroy();
       return;
     }
     if (err instanceof ReaderTimeout) {

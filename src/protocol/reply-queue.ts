@@ -14,7 +14,12 @@ const END_GRACE_MS = 5000;
 export class ReplyQueue {
   private text = "";
 
-  constructor(private readonly socket: Socket) {}
+  constructor(private socket: Socket) {}
+
+  /** Writes to another socket from now on (the TLS socket after a handshake). */
+  attach(socket: Socket): void {
+    this.socket = socket;
+  }
 
   push(text: string): void {
     this.text += text;

@@ -77,14 +77,24 @@ export class SocketReader {
     return this.buf.length - this.pos + this.queued;
   }
 
-  /** Moves to another socket (a TLS upgrade); anything buffered is discarded (RFC 3207 §4.2). */
-  attach(socket: Socket): void {
+  /**
+   * Stops listening to the socket and discards everything buffered (before a TLS handshake: plaintext
+   * sent after STARTTLS must never be read as commands, RFC 3207 §4.2, CVE-2011-0411).
+   */
+  detach(): void {
     if (this.socket) for (const [ev, fn] of Object.entries(this.handlers)) this.socket.off(ev, fn as never);
-    this.socket = socket;
     this.buf = EMPTY;
     this.pos = this.scanned = 0;
     this.queue = [];
     this.queued = 0;
+    this.paused = false;
+  }
+
+  /** Reads from another socket from now on (the TLS socket after a handshake); buffered input is discarded. */
+  attach(socket: Socket): void {
+    this.detach();
+    this.socket = socket;
+    this.ended = false;
     for (const [ev, fn] of Object.entries(this.handlers)) socket.on(ev, fn as never);
   }
 

@@ -1,5 +1,6 @@
 // Accepts TCP connections on configured addresses and runs one session per connection, for any
-// protocol. Enforces the connection limit and drives graceful shutdown: stop accepting, ask every
+// protocol; on an implicit-TLS port (465, 995) the TLS handshake comes first, bounded in time.
+// Enforces the connection limits (all clients, and per IP address) and drives graceful shutdown: stop accepting, ask every
 // session to finish (bounded by a grace period), then destroy what is left. Near the process's
 // open-file limit (ulimit -n) it refuses new connections itself, with a log line, because libuv
 // silently accepts and closes connections when accept() fails with EMFILE.
@@ -7,6 +8,7 @@ import fs from "node:fs";
 import net from "node:net";
 import type { Logger } from "../core/log.js";
 import { splitHostPort } from "../config/schema.js";
+import { Connection, TlsHandshakeFailed, normalisePeer, type TlsContextSource } from "./connection.js";
 
 export interface Session {
   run(): Promise<void>;
@@ -20,9 +22,16 @@ export interface ListenerOptions {
   readonly name: string;
   readonly addresses: readonly string[];
   readonly maxConnections: number;
-  /** Text sent (then the socket is closed) when the limit is reached. */
-  readonly busyReply: string;
-  readonly createSession: (socket: net.Socket, log: Logger) => Session;
+  /** Connections one IP address may hold at once on this listener. */
+  readonly maxConnectionsPerIp?: number;
+  /** Text sent (then the socket is closed) when a limit is reached; a function gets which one. */
+  readonly busyReply: string | ((limit: "total" | "per-ip") => string);
+  /** The certificate for STARTTLS/STLS, and for the handshake itself on an implicit-TLS port. */
+  readonly tls?: TlsContextSource | null;
+  /** The handshake comes first (RFC 8314 implicit TLS: submissions 465, pop3s 995). */
+  readonly implicitTls?: boolean;
+  readonly handshakeTimeoutMs?: number;
+  readonly createSession: (conn: Connection, log: Logger) => Session;
 }
 
 export interface BoundAddress {
@@ -61,6 +70,11 @@ function openFiles(): number | null {
 export class TcpListener {
   private readonly servers: net.Server[] = [];
   private readonly sessions = new Map<Session, net.Socket>();
+  /** Sockets of an implicit-TLS port still in their handshake (no session yet). */
+  private readonly handshaking = new Set<net.Socket>();
+  /** Open connections per client IP address. */
+  private readonly perIp = new Map<string, number>();
+  private stopping = false;
   private readonly fdLimit = openFileLimit();
   private lastFdWarning = 0;
   private refusedForFds = 0;
@@ -102,9 +116,16 @@ export class TcpListener {
 
   private accept(socket: net.Socket): void {
     socket.on("error", () => undefined); // reported through the session's reader
-    if (this.sessions.size >= this.opts.maxConnections) {
-      this.log.warn({ listener: this.opts.name, peer: socket.remoteAddress }, "connection limit reached");
-      this.turnAway(socket);
+    const peer = normalisePeer(socket.remoteAddress);
+    if (this.sessions.size + this.handshaking.size >= this.opts.maxConnections) {
+      this.log.warn({ listener: this.opts.name, peer }, "connection limit reached");
+      this.turnAway(socket, "total");
+      return;
+    }
+    const perIp = this.opts.maxConnectionsPerIp;
+    if (perIp !== undefined && (this.perIp.get(peer) ?? 0) >= perIp) {
+      this.log.warn({ listener: this.opts.name, peer, limit: perIp }, "per-IP connection limit reached");
+      this.turnAway(socket, "per-ip");
       return;
     }
     if (this.nearFdLimit()) {
@@ -113,32 +134,75 @@ export class TcpListener {
       if (now - this.lastFdWarning >= FD_WARN_INTERVAL_MS) {
         this.lastFdWarning = now;
         this.log.warn(
-          { listener: this.opts.name, peer: socket.remoteAddress, open_files: openFiles(), limit: this.fdLimit, refused: this.refusedForFds },
+          { listener: this.opts.name, peer, open_files: openFiles(), limit: this.fdLimit, refused: this.refusedForFds },
           "open-file limit (ulimit -n) nearly reached: refusing connections",
         );
         this.refusedForFds = 0;
       }
       // Closed at once, not after a grace period: each refused socket would hold a descriptor.
-      socket.end(this.opts.busyReply);
+      if (!this.opts.implicitTls) socket.end(this.reply("total"));
       socket.destroy();
       return;
     }
+    this.perIp.set(peer, (this.perIp.get(peer) ?? 0) + 1);
     const log = this.log.child({ session: (++sessionCounter).toString(36), listener: this.opts.name });
-    const session = this.opts.createSession(socket, log);
-    this.sessions.set(session, socket);
-    log.debug({ peer: socket.remoteAddress, port: socket.remotePort }, "connected");
+    log.debug({ peer, port: socket.remotePort }, "connected");
+    const conn = new Connection(socket, { listener: this.opts.name, tls: this.opts.tls ?? null, handshakeTimeoutMs: this.opts.handshakeTimeoutMs });
+    const release = () => {
+      const n = (this.perIp.get(peer) ?? 1) - 1;
+      if (n > 0) this.perIp.set(peer, n);
+      else this.perIp.delete(peer);
+      socket.destroy();
+      log.debug("disconnected");
+    };
+    if (!this.opts.implicitTls) return this.runSession(conn, log, release);
+    this.handshaking.add(socket);
+    conn
+      .startTls()
+      .then(
+        () => {
+          this.handshaking.delete(socket);
+          if (this.stopping) return release();
+          this.runSession(conn, log, release);
+        },
+        (err: unknown) => {
+          this.handshaking.delete(socket);
+          const reason = err instanceof TlsHandshakeFailed ? err.reason : String(err);
+          log.info({ peer, reason, code: err instanceof TlsHandshakeFailed ? err.code : undefined }, "TLS handshake failed");
+          release();
+        },
+      );
+  }
+
+  private runSession(conn: Connection, log: Logger, release: () => void): void {
+    const session = this.opts.createSession(conn, log);
+    this.sessions.set(session, conn.socket);
     session
       .run()
       .catch((err) => log.error({ err }, "session crashed"))
       .finally(() => {
         this.sessions.delete(session);
-        socket.destroy();
-        log.debug("disconnected");
+        conn.socket.destroy();
+        release();
       });
   }
 
-  private turnAway(socket: net.Socket): void {
-    socket.end(this.opts.busyReply);
+  private reply(limit: "total" | "per-ip"): string {
+    const r = this.opts.busyReply;
+    return typeof r === "string" ? r : r(limit);
+  }
+
+  /**
+   * Answers a refused connection and closes it. On an implicit-TLS port nothing can be said before a
+   * handshake, and a handshake for a client being refused is the costly work the limit exists to
+   * avoid: the connection is closed without a word.
+   */
+  private turnAway(socket: net.Socket, limit: "total" | "per-ip"): void {
+    if (this.opts.implicitTls) {
+      socket.destroy();
+      return;
+    }
+    socket.end(this.reply(limit));
     setTimeout(() => socket.destroy(), 2000).unref();
   }
 
@@ -165,6 +229,8 @@ export class TcpListener {
   async stop(graceMs: number): Promise<void> {
     // close() stops accepting at once; its callback waits for the open connections to end.
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.stopping = true;
+    for (const sock of this.handshaking) sock.destroy();
     for (const s of this.sessions.keys()) s.shutdown();
     const deadline = Date.now() + graceMs;
     while (this.sessions.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

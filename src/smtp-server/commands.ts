@@ -26,6 +26,8 @@ export interface CommandRow {
 const ANY = STATES;
 const NON_SMTP_VERBS = ["GET", "POST", "CONNECT", "HEAD", "PUT", "OPTIONS", "DELETE"] as const;
 const needHelo = reply(503, "5.5.1", "Error: send HELO/EHLO first");
+const needEhlo = reply(503, "5.5.1", "Error: send EHLO first");
+const inTransaction = reply(503, "5.5.1", "Error: MAIL transaction in progress");
 const needMail = reply(503, "5.5.1", "Error: need MAIL command");
 const needRcpt = reply(554, "5.5.1", "Error: no valid recipients");
 const inBdat = reply(503, "5.5.1", "Error: BDAT transfer in progress; send BDAT or RSET");
@@ -46,6 +48,10 @@ const rows: CommandRow[] = [
   // taken for commands; so it runs in every state and the session refuses after consuming them
   // (with these replies before HELO and MAIL).
   { verb: "BDAT", allowedIn: ANY, refuse: { init: needHelo, idle: needMail }, run: (s, a) => s.bdat(a) },
+  // RFC 3207: STARTTLS outside a transaction (the session starts over after it).
+  { verb: "STARTTLS", allowedIn: ["init", "idle"], junk: true, refuse: { mail: inTransaction, rcpt: inTransaction, bdat: inTransaction }, run: (s, a) => s.startTls(a) },
+  // RFC 4954 §4: AUTH after EHLO and not during a transaction.
+  { verb: "AUTH", allowedIn: ["idle"], junk: true, refuse: { init: needEhlo, mail: inTransaction, rcpt: inTransaction, bdat: inTransaction }, run: (s, a) => s.auth(a) },
   { verb: "RSET", allowedIn: ANY, junk: true, run: (s, a) => s.rset(a) },
   { verb: "NOOP", allowedIn: ANY, junk: true, run: (s) => s.send(reply(250, "2.0.0", "Ok")) },
   { verb: "QUIT", allowedIn: ANY, run: (s) => s.quit() },
@@ -70,7 +76,7 @@ export function commandFor(verb: string, line: string): CommandRow | undefined {
 
 export const HELP_TEXT = [
   "Petrel SMTP commands:",
-  "EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
+  "EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
   "Send mail: EHLO, MAIL FROM:<you>, RCPT TO:<them>, DATA, then the message ending in <CRLF>.<CRLF>",
   "End of HELP info",
 ];

@@ -45,8 +45,9 @@ export class RecipientPolicy {
     private readonly opts: PolicyOptions,
   ) {}
 
-  checkRecipient(a: Address, cache?: DecisionCache): RecipientDecision {
-    if (!cache) return this.decide(a);
+  /** mayRelay: the client authenticated (SMTP AUTH), so off-site addresses go to the queue. */
+  checkRecipient(a: Address, cache?: DecisionCache, mayRelay = false): RecipientDecision {
+    if (!cache) return this.decide(a, mayRelay);
     const version = this.store.dataVersion();
     if (version !== cache.version) {
       cache.decisions.clear();
@@ -55,15 +56,23 @@ export class RecipientPolicy {
     // Keyed by the address as given: the reply echoes it.
     const key = formatAddress(a);
     let d = cache.decisions.get(key);
-    if (!d) cache.decisions.set(key, (d = this.decide(a)));
+    // mayRelay cannot change within a transaction (AUTH is refused during one), so it needs no key.
+    if (!d) cache.decisions.set(key, (d = this.decide(a, mayRelay)));
     return d;
   }
 
-  private decide(a: Address): RecipientDecision {
+  /** TEMPORARY until the store's sender ownership lands: the user's own address or the null sender. */
+  senderAllowed(user: string, sender: string): boolean {
+    return sender === "" || sender.toLowerCase() === user;
+  }
+
+  private decide(a: Address, mayRelay: boolean): RecipientDecision {
     const addr = formatAddress(a);
     const r = resolveRecipient(this.store, a, this.opts);
     switch (r.kind) {
       case "not-local":
+        // Never an open relay: only an authenticated client reaches other domains (RFC 6409 §4.3).
+        if (mayRelay) return { reply: reply(250, "2.1.5", "Ok"), route: { local: [], remote: [addr] } };
         return { reply: reply(554, "5.7.1", `<${addr}>: Relay access denied`) };
       case "unknown":
         return { reply: reply(550, "5.1.1", `<${addr}>: Recipient address rejected: User unknown`) };

@@ -1,5 +1,6 @@
 // The SMTP session alone: a real loopback socket, but fake policy and message store, so the
 // protocol is tested without SQLite or disk. Transcripts list client lines and expected replies.
+import { Connection } from "../protocol/connection.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -71,7 +72,7 @@ async function converse(input: string, opts: ConverseOptions = {}) {
     expn: () => reply(502, "5.5.1", "no"),
   };
   const server = net.createServer((sock) => {
-    void new SmtpSession(sock, { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1" }).run();
+    void new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1" }).run();
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;

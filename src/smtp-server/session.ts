@@ -3,13 +3,15 @@
 // small interfaces. Replies are queued and written once per batch of pipelined commands (RFC 2920);
 // no command is read while unread replies pile up (bounded memory per connection). Refuses clients
 // that talk before the greeting, pipeline without PIPELINING (RFC 2920 §3.1) or speak HTTP.
-import type { Socket } from "node:net";
 import { domainToASCII } from "node:url";
 import { isAscii, parsePath, formatAddress, type Address } from "../core/address.js";
 import { ExpandedRecipients } from "../delivery/expanded-recipients.js";
 import { MailError } from "../core/errors.js";
 import { formatReply, reply, replyLines, replyText, type Reply } from "../core/reply.js";
+import type { LoginResult } from "../auth/authenticator.js";
+import { SASL_MECHANISMS, startSasl, type SaslStep } from "../auth/sasl.js";
 import type { Logger } from "../core/log.js";
+import { TlsHandshakeFailed, type Connection } from "../protocol/connection.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
@@ -35,13 +37,34 @@ export interface SmtpSessionOptions {
   readonly postmasterDomain: string;
   /** smtp.greet_pause: "220-" first, then this long before "220 "; a client talking meanwhile is refused. */
   readonly greetPauseMs?: number;
+  /** A submission port (RFC 6409: 587, 465): MAIL needs AUTH first. */
+  readonly submission?: boolean;
+  /** smtp.auth_without_tls: AUTH before TLS is offered to loopback clients, or to nobody. */
+  readonly authWithoutTls?: "never" | "loopback";
+  /** Failed AUTH attempts in one session before 421 and close. */
+  readonly maxAuthFailures?: number;
+  /** How long a failed AUTH waits before its 535. */
+  readonly authFailureDelayMs?: number;
+  /** submission.sender_check: an authenticated user sends only as their own addresses. */
+  readonly senderCheck?: boolean;
+  /** submission.received_auth_user: the Received header names the authenticated user. */
+  readonly receivedAuthUser?: boolean;
 }
 
 export interface SmtpPolicy {
-  /** With a cache, an address already decided in this transaction is not resolved again. */
-  checkRecipient(a: Address, cache?: DecisionCache): RecipientDecision;
+  /**
+   * With a cache, an address already decided in this transaction is not resolved again. With
+   * mayRelay (an authenticated client), an off-site address is accepted for the queue.
+   */
+  checkRecipient(a: Address, cache?: DecisionCache, mayRelay?: boolean): RecipientDecision;
+  /** May this authenticated user send with this envelope sender ("" is the null sender)? */
+  senderAllowed?(user: string, sender: string): boolean;
   vrfy(arg: string): Reply;
   expn(arg: string): Reply;
+}
+
+export interface SmtpAccounts {
+  password(peer: string, user: string, password: string): Promise<LoginResult>;
 }
 
 export interface MessageStore {
@@ -52,6 +75,8 @@ export interface SmtpSessionDeps {
   readonly options: SmtpSessionOptions;
   readonly policy: SmtpPolicy;
   readonly store: MessageStore;
+  /** Checks SMTP AUTH credentials (auth/authenticator.ts); without it AUTH is not offered. */
+  readonly accounts?: SmtpAccounts;
   readonly log: Logger;
   readonly newId: () => string;
 }
@@ -77,6 +102,9 @@ function copiesWent(t: Transaction): { mailboxes: string[]; mailboxes_total: num
 
 type Opened = { readonly kind: "open"; readonly message: IncomingMessage } | { readonly kind: "failed"; readonly cause: unknown };
 
+/** RFC 4954 §4: a SASL response line may be 12288 octets long. */
+const MAX_SASL_LINE = 12288;
+
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
 
@@ -88,6 +116,7 @@ export class SmtpSession {
   private esmtp = false;
   private transaction: Transaction | null = null;
   private errors = 0;
+  private authFailures = 0;
   private junk = 0;
   private shuttingDown = false;
   private readingCommand = false;
@@ -96,12 +125,12 @@ export class SmtpSession {
   private readonly peer: string;
 
   constructor(
-    socket: Socket,
+    private readonly conn: Connection,
     private readonly deps: SmtpSessionDeps,
   ) {
-    this.peer = (socket.remoteAddress ?? "unknown").replace(/^::ffff:/, "");
-    this.replies = new ReplyQueue(socket);
-    this.reader = new SocketReader(socket, () => this.replies.flush());
+    this.peer = conn.info.peer;
+    this.replies = new ReplyQueue(conn.socket);
+    this.reader = new SocketReader(conn.socket, () => this.replies.flush());
   }
 
   private get opts(): SmtpSessionOptions {
@@ -285,23 +314,114 @@ export class SmtpSession {
     this.helo = name;
     this.esmtp = extended;
     if (!extended) return this.send(reply(250, undefined, this.opts.hostname));
-    this.send(
-      reply(
-        250,
-        undefined,
-        `${this.opts.hostname} Hello ${isAscii(name) ? name : domainToASCII(name) || "unknown"} [${this.peer}]`,
-        "PIPELINING",
-        `SIZE ${this.opts.maxMessageSize}`,
-        "8BITMIME",
-        "ENHANCEDSTATUSCODES",
-        "SMTPUTF8",
-        "CHUNKING",
-        "HELP",
-      ),
-    );
+    this.send(reply(250, undefined, `${this.opts.hostname} Hello ${isAscii(name) ? name : domainToASCII(name) || "unknown"} [${this.peer}]`, ...this.capabilities()));
+  }
+
+  /** The EHLO keywords for this connection as it is now (RFC 3207: no STARTTLS once TLS is up; RFC 4954: AUTH only where it may be used). */
+  private capabilities(): string[] {
+    const caps = ["PIPELINING", `SIZE ${this.opts.maxMessageSize}`];
+    if (this.conn.tlsAvailable && !this.conn.secure) caps.push("STARTTLS");
+    if (this.authOffered) caps.push(`AUTH ${SASL_MECHANISMS.join(" ")}`);
+    caps.push("8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP");
+    return caps;
+  }
+
+  /** AUTH may be used now: over TLS, or before it from loopback when smtp.auth_without_tls allows. */
+  private get authOffered(): boolean {
+    if (!this.deps.accounts || this.conn.info.auth !== null) return false;
+    return this.conn.secure || (this.opts.authWithoutTls === "loopback" && this.conn.info.loopback);
+  }
+
+  /**
+   * STARTTLS (RFC 3207): 220, then the handshake on the same socket. Anything the client pipelined
+   * after the command is thrown away unread (§4.2, CVE-2011-0411), and the session starts over:
+   * no HELO, no transaction. A failed handshake is logged and ends the connection.
+   */
+  async startTls(arg: string): Promise<void> {
+    if (arg.trim() !== "") return this.error(reply(501, "5.5.4", "Syntax: STARTTLS"));
+    if (this.conn.secure) return this.error(reply(554, "5.5.1", "Error: TLS already active"));
+    if (!this.conn.tlsAvailable) return this.error(reply(454, "4.7.0", "TLS not available"));
+    this.send(reply(220, "2.0.0", "Ready to start TLS"));
+    this.replies.flush();
+    const discarded = this.reader.buffered;
+    this.reader.detach();
+    try {
+      const secure = await this.conn.startTls();
+      this.reader.attach(secure);
+      this.replies.attach(secure);
+    } catch (err) {
+      const reason = err instanceof TlsHandshakeFailed ? err.reason : String(err);
+      this.deps.log.info({ peer: this.peer, helo: this.helo, reason, code: err instanceof TlsHandshakeFailed ? err.code : undefined }, "TLS handshake failed");
+      this.endReason = "TLS handshake failed";
+      this.closed = true;
+      this.replies.discard();
+      return;
+    }
+    const t = this.conn.info.tls!;
+    this.deps.log.info({ peer: this.peer, tls: t.version, cipher: t.cipher, ...(discarded ? { discarded_plaintext: discarded } : {}) }, "TLS started");
+    await this.endTransaction("STARTTLS");
+    this.helo = null;
+    this.esmtp = false;
+  }
+
+  /**
+   * AUTH (RFC 4954): 334 continuations, "*" cancels (501 5.0.0), 235 2.7.0 or 535 5.7.8 (the same for
+   * an unknown user and a wrong password; the password check costs the same either way, and every
+   * failure waits authFailureDelayMs). Too many failures in a session, or from the client's address
+   * (the authenticator's throttle), end the connection with 421. Secrets never reach the log.
+   */
+  async auth(arg: string): Promise<void> {
+    const accounts = this.deps.accounts;
+    if (!accounts) return this.error(reply(502, "5.5.1", "Error: authentication not enabled"));
+    if (this.conn.info.auth !== null) return this.error(reply(503, "5.5.1", "Error: already authenticated"));
+    if (!this.authOffered) return this.error(reply(538, "5.7.11", "Encryption required for requested authentication mechanism"));
+    const [mechanism = "", initial, extra] = arg.trim().split(/ +/);
+    if (!mechanism || extra !== undefined) return this.error(reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"));
+    const exchange = startSasl(mechanism, initial);
+    if ("kind" in exchange) return this.error(reply(504, "5.5.4", `Unrecognized authentication type: ${printable(mechanism, 20)}`));
+    let step: SaslStep = exchange.first();
+    while (step.kind === "challenge") {
+      this.send(reply(334, undefined, Buffer.from(step.text, "utf8").toString("base64")));
+      this.reader.setTimeout(this.opts.commandTimeoutMs);
+      this.readingCommand = true;
+      const line = await this.reader.readLine(MAX_SASL_LINE);
+      this.readingCommand = false;
+      if (line === null) throw new ReaderClosed();
+      step = line === "too-long" ? { kind: "malformed", why: "response too long" } : exchange.next(line.toString("latin1").trim());
+    }
+    const method = mechanism.toUpperCase();
+    if (step.kind === "cancelled") return this.error(reply(501, "5.0.0", "Authentication cancelled"));
+    if (step.kind === "malformed") {
+      this.deps.log.info({ peer: this.peer, method, reason: step.why }, "smtp authentication malformed");
+      return this.error(reply(501, "5.5.2", `Error: ${step.why}`));
+    }
+    const result = await accounts.password(this.peer, step.user, step.password);
+    if (result.kind === "ok") {
+      this.conn.info.auth = result.user;
+      this.deps.log.info({ peer: this.peer, user: result.user, method }, "smtp authenticated");
+      return this.send(reply(235, "2.7.0", "Authentication successful"));
+    }
+    this.authFailures++;
+    const why = result.kind === "throttled" ? `throttled-${result.scope}` : result.kind;
+    this.deps.log.warn({ peer: this.peer, user: printable(result.user, 100), method, result: why, failures: this.authFailures }, "smtp authentication failed");
+    const delay = this.opts.authFailureDelayMs ?? 0;
+    if (delay > 0) {
+      this.replies.flush();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+    if (result.kind === "throttled")
+      return this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many failed logins, try again later`), "authentication throttled");
+    if (result.kind === "busy") return this.send(reply(454, "4.7.0", "Temporary authentication failure, try again later"));
+    if (this.authFailures >= (this.opts.maxAuthFailures ?? 3)) {
+      this.send(reply(535, "5.7.8", "Error: authentication failed"));
+      return this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many failed logins, closing connection`), "too many authentication failures");
+    }
+    this.error(reply(535, "5.7.8", "Error: authentication failed"));
   }
 
   mail(arg: string): void {
+    // RFC 6409 §4.3 / RFC 4954 §6: a submission port takes mail only from authenticated users.
+    if (this.opts.submission && this.conn.info.auth === null) return this.refuseMail(reply(530, "5.7.0", "Authentication required"), arg);
     const parsed = parseMailArgs(arg, "FROM:");
     if (isReply(parsed)) return this.refuseMail(parsed, arg);
     const refuse = (r: Reply) => this.refuseMail(r, parsed.path);
@@ -322,6 +442,9 @@ export class SmtpSession {
     if (path === null) return refuse(reply(553, "5.1.7", `${printable(parsed.path)}: Sender address rejected: bad address syntax`));
     const sender = path === "null-path" ? "" : formatAddress(path);
     if (!utf8 && !isAscii(sender)) return refuse(reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
+    const user = this.conn.info.auth;
+    if (user !== null && (this.opts.senderCheck ?? true) && this.deps.policy.senderAllowed && !this.deps.policy.senderAllowed(user, sender))
+      return refuse(reply(553, "5.7.1", `<${printable(sender)}>: Sender address rejected: not owned by user ${user}`));
     this.transaction = new Transaction(this.deps.newId(), sender, size, utf8);
     // The junk count is not reset here (a MAIL/RSET loop would never end): only a delivery resets it.
     this.send(reply(250, "2.1.0", "Ok"));
@@ -352,7 +475,7 @@ export class SmtpSession {
       if (this.overJunkLimit()) return;
       return this.send(r);
     }
-    const decision = this.deps.policy.checkRecipient(address, t.decisions);
+    const decision = this.deps.policy.checkRecipient(address, t.decisions, this.conn.info.auth !== null);
     if (!decision.route) return fail(decision.reply);
     const admission = (t.expanded ??= new ExpandedRecipients(this.opts.maxExpandedRecipients)).admit(decision.route);
     if (admission.kind === "over") {
@@ -504,9 +627,11 @@ export class SmtpSession {
 
   // ---- helpers ----
 
+  /** The "with" keyword of the Received header (RFC 3848; RFC 6531 §3.7.3 for UTF8SMTP). */
   private protocol(): string {
-    if (this.transaction?.smtpUtf8) return "UTF8SMTP";
-    return this.esmtp ? "ESMTP" : "SMTP";
+    const suffix = (this.conn.secure ? "S" : "") + (this.conn.info.auth !== null ? "A" : "");
+    if (this.transaction?.smtpUtf8) return `UTF8SMTP${suffix}`;
+    return this.esmtp ? `ESMTP${suffix}` : "SMTP";
   }
 
   /** Opens the message's files; a failure (disk full: 452) is answered after the content is read. */
@@ -520,6 +645,8 @@ export class SmtpSession {
         peerAddress: this.peer,
         hostname: this.opts.hostname,
         protocol: this.protocol(),
+        tls: this.conn.info.tls,
+        authUser: this.opts.receivedAuthUser ? this.conn.info.auth : null,
         receivedAt: new Date(),
       });
       return { kind: "open", message };

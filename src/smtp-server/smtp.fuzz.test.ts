@@ -2,6 +2,7 @@
 // parsePath never throw and round-trip what they accept; an SmtpSession (fake policy and store, a
 // loopback socket) driven by random command sequences answers every command line with exactly one
 // well-formed reply and never fails internally. Seeded and bounded, so failures reproduce.
+import { Connection } from "../protocol/connection.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
@@ -139,7 +140,7 @@ function checkWellFormed(lines: readonly string[]): void {
 test("an SmtpSession answers every command of a random sequence with exactly one well-formed reply", async () => {
   const failures: unknown[] = [];
   const server = net.createServer((sock) => {
-    new SmtpSession(sock, { options: OPTIONS, policy, store, log: silentLogger(), newId: () => "ID" }).run().catch((err) => failures.push(err));
+    new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: OPTIONS, policy, store, log: silentLogger(), newId: () => "ID" }).run().catch((err) => failures.push(err));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;

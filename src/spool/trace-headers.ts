@@ -9,8 +9,12 @@ export interface TraceInfo {
   readonly helo: string;
   readonly peerAddress: string;
   readonly hostname: string;
-  /** "SMTP", "ESMTP", "UTF8SMTP", and later ESMTPS/ESMTPA/ESMTPSA (RFC 3848, RFC 6531). */
+  /** "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA", "UTF8SMTP"... (RFC 3848, RFC 6531). */
   readonly protocol: string;
+  /** The TLS session the message came over, for a comment in the Received header. */
+  readonly tls?: { readonly version: string; readonly cipher: string; readonly bits: number } | null;
+  /** The authenticated user, named in the Received header only when submission.received_auth_user is on. */
+  readonly authUser?: string | null;
   readonly id: string;
   readonly receivedAt: Date;
 }
@@ -28,8 +32,12 @@ export function receivedHeader(t: TraceInfo, forRecipient: string | null): strin
   const peer = headerText(t.peerAddress);
   const literal = peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`;
   const forClause = forRecipient ? `\r\n\tfor <${headerText(forRecipient)}>` : "";
+  const tls = t.tls ? `\t(using ${headerText(t.tls.version)} with cipher ${headerText(t.tls.cipher)} (${t.tls.bits}/${t.tls.bits} bits))\r\n` : "";
+  const auth = t.authUser ? `\t(Authenticated sender: ${headerText(t.authUser)})\r\n` : "";
   return (
     `Received: from ${headerText(t.helo) || "unknown"} (${literal})\r\n` +
+    tls +
+    auth +
     `\tby ${headerText(t.hostname)} (Petrel) with ${headerText(t.protocol)} id ${headerText(t.id)}${forClause};\r\n` +
     `\t${rfc5322Date(t.receivedAt)}\r\n`
   );

@@ -21,6 +21,8 @@ export interface StartOptions {
   readonly openFileLimit?: number;
   /** Environment for the server process (added to this process's), e.g. PETREL_FAULT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** Also start these listeners on random ports (they are off by default in tests). */
+  readonly listeners?: readonly ("submission" | "submissions" | "pop3s")[];
   /** Use this existing folder (a restart: its petrel.toml is kept if present) instead of a new one. */
   readonly dir?: string;
   /** stop() leaves the folder in place (for a restart, or a mount the test removes itself). */
@@ -36,6 +38,8 @@ export interface TestServer {
   readonly smtpPort: number;
   /** Undefined until the POP3 server exists. */
   readonly pop3Port: number | undefined;
+  /** The port a listener bound (smtp, submission, submissions, pop3, pop3s); throws when it did not start. */
+  port(listener: string): number;
   readonly process: ChildProcess;
   /** Everything the server printed so far. */
   logs(): string;
@@ -62,10 +66,10 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
       `data_dir = "${dataDir}"`,
       "[listen]",
       'smtp = ["127.0.0.1:0"]',
-      "submission = []",
-      "submissions = []",
+      `submission = [${opts.listeners?.includes("submission") ? '"127.0.0.1:0"' : ""}]`,
+      `submissions = [${opts.listeners?.includes("submissions") ? '"127.0.0.1:0"' : ""}]`,
       'pop3 = ["127.0.0.1:0"]',
-      "pop3s = []",
+      `pop3s = [${opts.listeners?.includes("pop3s") ? '"127.0.0.1:0"' : ""}]`,
       "[dns]",
       'servers = ["127.0.0.1:53"]',
       opts.toml ?? "",
@@ -107,6 +111,11 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     configPath,
     smtpPort,
     pop3Port: port("pop3"),
+    port(listener: string) {
+      const p = port(listener);
+      if (!p) throw new Error(`listener ${listener} did not start`);
+      return p;
+    },
     process: child,
     logs: () => out,
     logLines: lines,
