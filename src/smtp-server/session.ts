@@ -11,10 +11,11 @@ import { formatReply, reply, replyLines, replyText, type Reply } from "../core/r
 import type { LoginResult } from "../auth/authenticator.js";
 import { SASL_MECHANISMS, startSasl, type SaslStep } from "../auth/sasl.js";
 import type { Logger } from "../core/log.js";
-import { TlsHandshakeFailed, type Connection } from "../protocol/connection.js";
+import type { Connection } from "../protocol/connection.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
+import { upgradeToTls } from "../protocol/upgrade-to-tls.js";
 import { decodeUtf8, hasControlChars, printable } from "../protocol/wire-text.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
@@ -342,23 +343,12 @@ export class SmtpSession {
     if (this.conn.secure) return this.error(reply(554, "5.5.1", "Error: TLS already active"));
     if (!this.conn.tlsAvailable) return this.error(reply(454, "4.7.0", "TLS not available"));
     this.send(reply(220, "2.0.0", "Ready to start TLS"));
-    this.replies.flush();
-    const discarded = this.reader.buffered;
-    this.reader.detach();
-    try {
-      const secure = await this.conn.startTls();
-      this.reader.attach(secure);
-      this.replies.attach(secure);
-    } catch (err) {
-      const reason = err instanceof TlsHandshakeFailed ? err.reason : String(err);
-      this.deps.log.info({ peer: this.peer, helo: this.helo, reason, code: err instanceof TlsHandshakeFailed ? err.code : undefined }, "TLS handshake failed");
+    const upgrade = await upgradeToTls(this.conn, this.reader, this.replies, this.deps.log, { helo: this.helo });
+    if (upgrade.kind === "failed") {
       this.endReason = "TLS handshake failed";
       this.closed = true;
-      this.replies.discard();
       return;
     }
-    const t = this.conn.info.tls!;
-    this.deps.log.info({ peer: this.peer, tls: t.version, cipher: t.cipher, ...(discarded ? { discarded_plaintext: discarded } : {}) }, "TLS started");
     await this.endTransaction("STARTTLS");
     this.helo = null;
     this.esmtp = false;
