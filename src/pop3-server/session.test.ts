@@ -1,16 +1,20 @@
 // Tests of Pop3Session on real loopback sockets with an in-memory account list and temporary
 // Maildirs: transcripts for every command and state rule, pipelining, auth failures, APOP, AUTH
-// PLAIN, the maildrop lock, autologout, shutdown and streaming with backpressure (RFC 1939, 2449, 5034).
-import { Connection } from "../protocol/connection.js";
+// PLAIN, the maildrop lock, autologout, shutdown and streaming with backpressure (RFC 1939, 2449, 5034);
+// STLS and the plaintext-login rule (RFC 2595) with a throwaway certificate and a peer made non-loopback.
+import { Connection, type TlsContextSource } from "../protocol/connection.js";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import net from "node:net";
+import { once } from "node:events";
+import tls from "node:tls";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { RawPop3, unstuff } from "../../test/helpers/pop3-client.js";
+import { makeTestCert } from "../../test/helpers/tls-cert.js";
 import { ApopTimestamps, apopDigest, checkApopDigest } from "./apop.js";
 import { Maildrop } from "./maildrop.js";
 import { MaildropLocks } from "./maildrop-locks.js";
@@ -38,6 +42,7 @@ interface Harness {
   readonly dir: string;
   readonly locks: MaildropLocks;
   readonly sessions: Pop3Session[];
+  readonly connections: Connection[];
   readonly serverSockets: net.Socket[];
   readonly logs: Record<string, unknown>[];
   readonly rawLogs: string[];
@@ -48,11 +53,19 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startHarness(options: Partial<Pop3SessionOptions> = {}): Promise<Harness> {
+/** How the harness's connections look to the session: a certificate for STLS, a peer off this machine. */
+interface HarnessConnection {
+  readonly tls?: TlsContextSource;
+  /** false: the session sees a non-loopback peer (the test itself still talks over 127.0.0.1). */
+  readonly loopback?: boolean;
+}
+
+async function startHarness(options: Partial<Pop3SessionOptions> = {}, how: HarnessConnection = {}): Promise<Harness> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-pop3-session-"));
   const locks = new MaildropLocks();
   const timestamps = new ApopTimestamps("pop.test");
   const sessions: Pop3Session[] = [];
+  const connections: Connection[] = [];
   const serverSockets: net.Socket[] = [];
   const runs: Promise<void>[] = [];
   const logs: Record<string, unknown>[] = [];
@@ -69,7 +82,10 @@ async function startHarness(options: Partial<Pop3SessionOptions> = {}): Promise<
   const mailbox = (address: string) => path.join(dir, address);
   const server = net.createServer((socket) => {
     socket.on("error", () => undefined);
-    const session = new Pop3Session(new Connection(socket, { listener: "pop3" }), {
+    const conn = new Connection(socket, { listener: "pop3", tls: how.tls ?? null, handshakeTimeoutMs: 2000 });
+    if (how.loopback === false) Object.assign(conn.info, { peer: "192.0.2.7", loopback: false });
+    connections.push(conn);
+    const session = new Pop3Session(conn, {
       options: opts,
       accounts,
       locks,
@@ -87,6 +103,7 @@ async function startHarness(options: Partial<Pop3SessionOptions> = {}): Promise<
     dir,
     locks,
     sessions,
+    connections,
     serverSockets,
     logs,
     rawLogs,
@@ -493,6 +510,198 @@ describe("Pop3Session limits and endings", () => {
       assert.equal(h.locks.size, 0);
       const end = h.logs.find((l) => l.msg === "pop3 session")!;
       assert.equal(end.end, "error");
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("Pop3Session STLS and the plaintext-login rule (RFC 2595)", () => {
+  let certDir: string;
+  let source: TlsContextSource;
+  const TAIL = "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nIMPLEMENTATION Petrel\r\n";
+  const TLS_REQUIRED = "-ERR [AUTH] TLS required: use STLS (or port 995) before logging in";
+  const ALICE_PLAIN = Buffer.from("\0alice@example.test\0secret").toString("base64");
+
+  before(() => {
+    certDir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-pop3-cert-"));
+    const cert = makeTestCert(certDir, "pop.test");
+    const context = tls.createSecureContext({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key), minVersion: "TLSv1.2" });
+    source = { context: () => context };
+  });
+  after(() => fs.rmSync(certDir, { recursive: true, force: true }));
+
+  /** Sends STLS, runs the client side of the handshake over the same socket, returns a client on TLS. */
+  async function stls(client: RawPop3): Promise<RawPop3> {
+    assert.equal(await client.command("STLS"), "+OK Begin TLS negotiation");
+    return handshake(client);
+  }
+
+  async function handshake(client: RawPop3): Promise<RawPop3> {
+    const secure = tls.connect({ socket: client.socket, rejectUnauthorized: false, servername: "pop.test" });
+    await once(secure, "secureConnect");
+    return RawPop3.over(secure);
+  }
+
+  test("a remote peer without TLS: CAPA offers STLS but not USER or SASL; USER and AUTH PLAIN get [AUTH] TLS required", async () => {
+    const h = await startHarness({}, { tls: source, loopback: false });
+    try {
+      const { client, greeting } = await RawPop3.open(h.port);
+      assert.equal((await client.multiCommand("CAPA")).body.toString(), "TOP\r\nSTLS\r\n" + TAIL);
+      assert.equal(await client.command("USER alice@example.test"), TLS_REQUIRED);
+      assert.equal(await client.command("PASS secret"), "-ERR send USER first", "USER was refused, so no PASS is taken");
+      assert.equal(await client.command(`AUTH PLAIN ${ALICE_PLAIN}`), TLS_REQUIRED);
+      assert.equal(await client.command("AUTH PLAIN"), TLS_REQUIRED, "no SASL continuation is offered");
+      assert.equal(await client.command("USER alice@example.test"), TLS_REQUIRED);
+      // Four refusals and the connection is still open: they are no failed logins (maxAuthFailures is 3).
+      assert.equal(await client.command("STAT"), "-ERR not logged in yet: use USER and PASS, or APOP, first");
+      // APOP sends a digest, not the secret: allowed without TLS (see commands.ts).
+      const stamp = /<[^>]+>/.exec(greeting)![0];
+      assert.equal(await client.command(`APOP bob@example.test ${apopDigest(stamp, "bob pw")}`), "+OK bob@example.test has 0 messages (0 octets)");
+      assert.equal(await client.command("QUIT"), "+OK Petrel POP3 server signing off (maildrop empty)");
+      await client.waitClosed();
+      await h.settled();
+      const refused = h.logs.filter((l) => l.msg === "pop3 plaintext login refused");
+      assert.deepEqual(refused.map((l) => l.verb), ["USER", "AUTH", "AUTH", "USER"]);
+      assert.equal(refused[0]!.peer, "192.0.2.7");
+      assert.ok(!h.rawLogs.join("").includes(ALICE_PLAIN) && !h.rawLogs.join("").includes("secret"), "no credentials in the log");
+      assert.equal(h.logs.find((l) => l.msg === "pop3 session")?.auth_failures, 0);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("STLS: CAPA then lists USER and SASL PLAIN and no STLS, a second STLS is refused, and logins work", async () => {
+    const h = await startHarness({}, { tls: source, loopback: false });
+    try {
+      const { client: plain, greeting } = await RawPop3.open(h.port);
+      const client = await stls(plain);
+      assert.equal((await client.multiCommand("CAPA")).body.toString(), "TOP\r\nUSER\r\nSASL PLAIN\r\n" + TAIL);
+      assert.equal(await client.command("STLS"), "-ERR Command not permitted when TLS active");
+      assert.equal(await client.command("USER alice@example.test"), "+OK send PASS");
+      assert.equal(await client.command("PASS secret"), "+OK alice@example.test has 0 messages (0 octets)");
+      assert.equal(h.connections[0]!.info.auth, "alice@example.test", "a good login is recorded on the connection");
+      assert.match(h.connections[0]!.info.tls?.version ?? "", /^TLSv1\.[23]$/);
+      assert.equal(await client.command("STLS"), "-ERR STLS is only allowed before login");
+      assert.equal(await client.command("QUIT"), "+OK Petrel POP3 server signing off (maildrop empty)");
+      await client.waitClosed();
+
+      // AUTH PLAIN after STLS; and the APOP timestamp of the greeting still holds after the handshake.
+      const second = await stls((await RawPop3.open(h.port)).client);
+      assert.equal(await second.command(`AUTH PLAIN ${ALICE_PLAIN}`), "+OK alice@example.test has 0 messages (0 octets)");
+      second.close();
+      const { client: third, greeting: g3 } = await RawPop3.open(h.port);
+      const apop = await stls(third);
+      const stamp = /<[^>]+>/.exec(g3)![0];
+      assert.notEqual(g3, greeting);
+      assert.equal(await apop.command(`APOP bob@example.test ${apopDigest(stamp, "bob pw")}`), "+OK bob@example.test has 0 messages (0 octets)");
+      apop.close();
+      await h.settled();
+      const started = h.logs.filter((l) => l.msg === "TLS started");
+      assert.equal(started.length, 3);
+      assert.equal(started[0]!.peer, "192.0.2.7");
+      assert.equal(started[0]!.discarded_plaintext, undefined);
+      assert.match(String(h.logs.find((l) => l.msg === "pop3 session")?.tls), /^TLSv1\.[23]$/);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("commands pipelined after STLS are discarded, never answered after the handshake (CVE-2011-0411)", async () => {
+    const h = await startHarness({}, { tls: source, loopback: false });
+    try {
+      const { client } = await RawPop3.open(h.port);
+      const injected = "CAPA\r\nUSER alice@example.test\r\n";
+      client.write("STLS\r\n" + injected);
+      assert.equal(await client.line(), "+OK Begin TLS negotiation");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(client.pending, "", "nothing answered the pipelined plaintext");
+      const secure = await handshake(client);
+      // Had USER been read, PASS would be taken; had CAPA been answered, its lines would come first.
+      assert.equal(await secure.command("PASS secret"), "-ERR send USER first");
+      assert.equal(await secure.command("QUIT"), "+OK Petrel POP3 server signing off");
+      await secure.waitClosed();
+      assert.equal(secure.pending, "");
+      await h.settled();
+      assert.equal(h.logs.find((l) => l.msg === "TLS started")?.discarded_plaintext, injected.length);
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("STLS state rules: not after USER, not after login, not without a certificate", async () => {
+    const h = await startHarness({}, { tls: source });
+    try {
+      const { client } = await RawPop3.open(h.port);
+      assert.equal(await client.command("USER alice@example.test"), "+OK send PASS");
+      assert.equal(await client.command("STLS"), "-ERR STLS must come before USER");
+      assert.equal(await client.command("STLS x"), "-ERR STLS must come before USER");
+      assert.equal(await client.command("PASS secret"), "+OK alice@example.test has 0 messages (0 octets)", "the session went on in plaintext (loopback)");
+      assert.equal(await client.command("STLS"), "-ERR STLS is only allowed before login");
+      assert.equal(await client.command("QUIT"), "+OK Petrel POP3 server signing off (maildrop empty)");
+      const other = await RawPop3.open(h.port);
+      assert.equal(await other.client.command("STLS now"), "-ERR bad arguments, usage: STLS");
+      other.client.close();
+    } finally {
+      await h.close();
+    }
+    const bare = await startHarness();
+    try {
+      const { client } = await RawPop3.open(bare.port);
+      assert.equal(await client.command("STLS"), "-ERR TLS is not available on this server");
+      assert.equal(await client.command("USER alice@example.test"), "+OK send PASS", "still in plaintext, still usable on loopback");
+      client.close();
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test("pop3.plaintext_login: never refuses even loopback until STLS; always lets a remote peer log in without TLS", async () => {
+    const never = await startHarness({ plaintextLogin: "never" }, { tls: source });
+    try {
+      const { client } = await RawPop3.open(never.port);
+      assert.equal((await client.multiCommand("CAPA")).body.toString(), "TOP\r\nSTLS\r\n" + TAIL);
+      assert.equal(await client.command("USER alice@example.test"), TLS_REQUIRED);
+      const secure = await stls(client);
+      assert.equal(await secure.command("USER alice@example.test"), "+OK send PASS");
+      assert.equal(await secure.command("PASS secret"), "+OK alice@example.test has 0 messages (0 octets)");
+      secure.close();
+    } finally {
+      await never.close();
+    }
+    const always = await startHarness({ plaintextLogin: "always" }, { loopback: false });
+    try {
+      const { client } = await RawPop3.open(always.port);
+      assert.equal((await client.multiCommand("CAPA")).body.toString(), "TOP\r\nUSER\r\nSASL PLAIN\r\n" + TAIL);
+      assert.equal(await client.command(`AUTH PLAIN ${ALICE_PLAIN}`), "+OK alice@example.test has 0 messages (0 octets)");
+      client.close();
+    } finally {
+      await always.close();
+    }
+    const noCert = await startHarness({ plaintextLogin: "never" });
+    try {
+      const { client } = await RawPop3.open(noCert.port);
+      assert.equal(await client.command("USER alice@example.test"), "-ERR [AUTH] login without TLS is not allowed on this connection");
+      client.close();
+    } finally {
+      await noCert.close();
+    }
+  });
+
+  test("a failed handshake after STLS is logged and ends the connection", async () => {
+    const h = await startHarness({}, { tls: source, loopback: false });
+    try {
+      const { client } = await RawPop3.open(h.port);
+      assert.equal(await client.command("STLS"), "+OK Begin TLS negotiation");
+      client.write("USER alice@example.test\r\nPASS secret\r\n");
+      await client.waitClosed();
+      assert.equal(client.pending, "", "no reply in plaintext after +OK");
+      await h.settled();
+      const failed = h.logs.find((l) => l.msg === "TLS handshake failed");
+      assert.ok(failed, "the failure is logged");
+      assert.equal(failed.peer, "192.0.2.7");
+      assert.equal(h.logs.find((l) => l.msg === "pop3 session")?.end, "tls-failed");
+      assert.ok(!h.rawLogs.join("").includes("secret"));
     } finally {
       await h.close();
     }

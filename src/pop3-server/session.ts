@@ -1,6 +1,7 @@
 // One POP3 connection (RFC 1939; RFC 2449 CAPA and response codes; RFC 3206 [AUTH]/[SYS]; RFC 5034 AUTH
-// PLAIN): reads command lines, dispatches them through the command table, and after login owns the
-// locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces.
+// PLAIN; RFC 2595 STLS): reads command lines, dispatches them through the command table, and after login
+// owns the locked Maildrop. Trusts nothing from the client; accounts and mailboxes come in through interfaces;
+// passwords in clear only where pop3.plaintext_login allows (over TLS always).
 // Bounded per connection: no command is read while replies wait unread, LIST/UIDL stream with
 // backpressure, and every command counts against the session's command allowance.
 import type { LoginResult } from "../auth/authenticator.js";
@@ -8,9 +9,10 @@ import type { Logger } from "../core/log.js";
 import type { Connection } from "../protocol/connection.js";
 import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
+import { upgradeToTls } from "../protocol/upgrade-to-tls.js";
 import { hasControlChars, printable } from "../protocol/wire-text.js";
 import type { ApopTimestamps } from "./apop.js";
-import { CAPABILITIES, COMMANDS, refusal, splitArgs, type Pop3State } from "./commands.js";
+import { COMMANDS, capabilities, plaintextLoginAllowed, refusal, splitArgs, type Pop3State } from "./commands.js";
 import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
 import type { MaildropLock, MaildropLocks } from "./maildrop-locks.js";
 import { MessageEncoder } from "./message-encoder.js";
@@ -30,9 +32,6 @@ export interface Pop3SessionOptions {
   /** pop3.plaintext_login: where USER/PASS and AUTH PLAIN work without TLS (default loopback). */
   readonly plaintextLogin?: "loopback" | "always" | "never";
 }
-
-/** CAPA's lines and terminating dot, made once (a CAPA loop then allocates almost nothing). */
-const CAPA_BODY = CAPABILITIES.map((c) => `${c}\r\n`).join("") + ".\r\n";
 
 /** A full download is LIST, UIDL, RETR (or TOP) and DELE per message; twice that is generous. */
 const COMMANDS_PER_MESSAGE = 8;
@@ -58,7 +57,7 @@ export const MAX_COMMAND_LINE = 253;
 /** A SASL response line (RFC 5034 §4 lifts the command limit for it); PLAIN needs far less. */
 const MAX_SASL_LINE = 2048;
 
-type EndReason = "quit" | "disconnected" | "timeout" | "shutdown" | "shutdown-cut" | "auth-failures" | "too-many-commands" | "error";
+type EndReason = "quit" | "disconnected" | "timeout" | "shutdown" | "shutdown-cut" | "auth-failures" | "too-many-commands" | "tls-failed" | "error";
 
 /** What a login holds until the session ends: the locked maildrop and what was done with it. */
 interface Login {
@@ -159,12 +158,41 @@ export class Pop3Session {
     const row = COMMANDS.get(verb);
     if (!row) return this.err(verb === "" ? "empty command" : `unknown command ${printable(verb, 20)}`);
     if (!row.allowedIn.includes(this.state)) return this.err(refusal(row, this.state));
+    if (row.plaintextLogin && !plaintextLoginAllowed(this.conn, this.opts)) return this.refusePlaintext(verb);
     const args = splitArgs(row, sp < 0 ? "" : line.slice(sp + 1));
     if (!args) return this.err(`bad arguments, usage: ${row.usage}`);
     await row.run(this, args);
   }
 
   // ---- AUTHORIZATION ----
+
+  /**
+   * A password would cross the connection in clear where pop3.plaintext_login does not allow it.
+   * RFC 3206 §4: [AUTH] covers "an attempt to authenticate in violation of policy". Nothing was
+   * checked, so it is no login failure.
+   */
+  private refusePlaintext(verb: string): void {
+    this.deps.log.info({ peer: this.peer, verb }, "pop3 plaintext login refused");
+    this.err(
+      this.conn.tlsAvailable ? "[AUTH] TLS required: use STLS (or port 995) before logging in" : "[AUTH] login without TLS is not allowed on this connection",
+    );
+  }
+
+  /**
+   * STLS (RFC 2595 §4): "+OK", then the handshake on the same socket. Whatever the client pipelined
+   * after STLS is thrown away unread (CVE-2011-0411); the session stays in AUTHORIZATION and keeps its
+   * APOP timestamp. A failed handshake is logged and ends the connection.
+   */
+  async stls(): Promise<void> {
+    if (this.conn.secure) return this.err("Command not permitted when TLS active");
+    if (!this.conn.tlsAvailable) return this.err("TLS is not available on this server");
+    this.ok("Begin TLS negotiation");
+    const upgrade = await upgradeToTls(this.conn, this.reader, this.replies, this.deps.log);
+    if (upgrade.kind === "failed") {
+      this.endReason = "tls-failed";
+      this.closed = true;
+    }
+  }
 
   user(name: string): void {
     // Same answer for every name, so USER does not tell which users exist.
@@ -257,6 +285,7 @@ export class Pop3Session {
       return this.err("[SYS/TEMP] cannot open maildrop, try again later");
     }
     this.login = { user, maildrop, lock, retrieved: 0 };
+    this.conn.info.auth = user;
     this.state = "transaction";
     const { count, size } = maildrop.stat();
     this.ok(`${user} has ${messages(count)} (${size} octets)`);
@@ -264,7 +293,7 @@ export class Pop3Session {
 
   capa(): void {
     this.ok("Capability list follows");
-    this.replies.push(CAPA_BODY);
+    this.replies.push(capabilities(this.conn, this.opts).map((c) => `${c}\r\n`).join("") + ".\r\n");
   }
 
   async quit(): Promise<void> {
@@ -445,6 +474,7 @@ export class Pop3Session {
         deleted: this.updateResult?.deleted ?? 0,
         delete_failed: this.updateResult?.failed ?? 0,
         auth_failures: this.failures,
+        tls: this.conn.info.tls?.version ?? null,
         end: this.endReason,
       },
       "pop3 session",

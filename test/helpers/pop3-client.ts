@@ -40,6 +40,11 @@ export class RawPop3 {
     return new RawPop3(socket);
   }
 
+  /** A client on a socket that is already connected: the TLS socket after STLS. */
+  static over(socket: net.Socket): RawPop3 {
+    return new RawPop3(socket);
+  }
+
   /** Connects and reads the greeting. */
   static async open(port: number, localAddress?: string): Promise<{ client: RawPop3; greeting: string }> {
     const client = await RawPop3.connect(port, "127.0.0.1", localAddress);
