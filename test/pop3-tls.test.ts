@@ -12,6 +12,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
+import { fetchmail } from "./helpers/fetchmail.js";
 import { RawPop3 } from "./helpers/pop3-client.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
@@ -219,34 +220,14 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
 
   test("fetchmail with its default STLS fetches both messages (login works only over TLS here)", (t) => {
     if (!tools(t, "fetchmail")) return;
-    const home = fs.mkdtempSync(path.join(server.dir, "fetchmail-"));
-    const outDir = path.join(home, "out");
-    fs.mkdirSync(outDir);
-    const rc = path.join(home, "fetchmailrc");
-    fs.writeFileSync(
-      rc,
-      [
-        `poll 127.0.0.1 service ${pop3} protocol POP3 auth password`,
-        `  user "alice@example.test" there with password "alice-pw" is "localuser" here`,
-        // No ssl/sslproto options: fetchmail's default, STLS when offered. The certificate is self-signed.
-        "  options fetchall keep norewrite no sslcertck",
-        `  mda "cat > $(mktemp ${outDir}/msg.XXXXXX)"`,
-        "",
-      ].join("\n"),
-    );
-    fs.chmodSync(rc, 0o600);
-    const r = spawnSync("fetchmail", ["-v", "--nosyslog", "-f", rc, "-i", path.join(home, "ids"), "--pidfile", path.join(home, "pid")], {
-      encoding: "utf8",
-      env: { ...process.env, HOME: home, FETCHMAILHOME: home },
-      timeout: 30_000,
-    });
-    const output = r.stdout + r.stderr;
+    // No ssl or sslproto option: fetchmail's default, STLS when offered. The certificate is self-signed.
+    const r = fetchmail(server.dir, pop3, "alice@example.test", "alice-pw", { keep: true, options: "no sslcertck", verbose: true });
+    const output = r.output;
     assert.equal(r.status, 0, output);
     assert.match(output, /POP3> STLS/);
     assert.match(output, /POP3< \+OK Begin TLS negotiation/);
-    const got = fs.readdirSync(outDir).map((f) => fs.readFileSync(path.join(outDir, f), "latin1"));
-    assert.equal(got.length, 2, output);
-    assert.deepEqual(got.map((m) => /Subject: (\w+)/.exec(m)![1]).sort(), ["first", "second"]);
+    assert.equal(r.messages.length, 2, output);
+    assert.deepEqual(r.messages.map((m) => /Subject: (\w+)/.exec(m)![1]).sort(), ["first", "second"]);
   });
 
   test("openssl s_client -starttls pop3 shows the configured certificate, TLS 1.3 by default and TLS 1.2 on request", (t) => {

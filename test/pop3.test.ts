@@ -10,6 +10,7 @@ import { PETREL_BIN, startTestServer, type TestServer } from "./helpers/server.j
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { RawPop3, unstuff } from "./helpers/pop3-client.js";
 import { requireTool } from "./helpers/tools.js";
+import { fetchmail as fetchmailOnce, type FetchResult } from "./helpers/fetchmail.js";
 
 // ---- delivering mail over SMTP ----
 
@@ -134,39 +135,9 @@ function curl(args: string[]): { status: number | null; stdout: Buffer; stderr: 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
-interface FetchResult {
-  readonly status: number | null;
-  readonly output: string;
-  /** Each message the MDA received, in order. */
-  readonly messages: string[];
-}
-
-/** Runs fetchmail once against the server, delivering every message to its own file through an MDA. */
+/** No TLS on this server: sslproto '' stops fetchmail 6.4 from insisting on STLS (pop3-tls.test.ts has STLS). */
 function fetchmail(server: TestServer, user: string, password: string, keep: boolean): FetchResult {
-  const home = fs.mkdtempSync(path.join(server.dir, "fetchmail-"));
-  const outDir = path.join(home, "out");
-  fs.mkdirSync(outDir);
-  const rc = path.join(home, "fetchmailrc");
-  fs.writeFileSync(
-    rc,
-    [
-      `poll 127.0.0.1 service ${server.pop3Port} protocol POP3 auth password`,
-      `  user "${user}" there with password "${password}" is "localuser" here`,
-      // No TLS yet (a later issue): sslproto '' stops fetchmail 6.4 from insisting on STLS.
-      `  options fetchall ${keep ? "keep" : "nokeep"} norewrite sslproto ''`,
-      `  mda "cat > $(mktemp ${outDir}/msg.XXXXXX)"`,
-      "",
-    ].join("\n"),
-  );
-  fs.chmodSync(rc, 0o600);
-  const r = spawnSync("fetchmail", ["--nosyslog", "-f", rc, "-i", path.join(home, "ids"), "--pidfile", path.join(home, "pid")], {
-    encoding: "utf8",
-    env: { ...process.env, HOME: home, FETCHMAILHOME: home },
-    timeout: 30_000,
-  });
-  const files = fs.readdirSync(outDir).map((f) => path.join(outDir, f));
-  files.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs);
-  return { status: r.status, output: r.stdout + r.stderr, messages: files.map((f) => fs.readFileSync(f, "latin1")) };
+  return fetchmailOnce(server.dir, server.pop3Port!, user, password, { keep, options: "sslproto ''" });
 }
 
 // ---- a second `petrel serve` on the same data_dir (restart) ----
