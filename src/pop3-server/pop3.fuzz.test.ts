@@ -47,8 +47,8 @@ async function skipBody(text: SocketText): Promise<void> {
 }
 
 const command = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom("USER alice@example.test", "PASS secret", "PASS wrong", "USER bob", "APOP alice@example.test 0123456789abcdef0123456789abcdef", "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=", "AUTH PLAIN", "AUTH LOGIN", "CAPA", "STAT", "LIST", "LIST 1", "LIST 9", "UIDL", "UIDL 2", "RETR 1", "RETR 3", "TOP 2 0", "TOP 1 5", "DELE 1", "DELE 2", "RSET", "NOOP") },
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom("USER", "PASS", "LIST", "UIDL", "RETR", "TOP", "DELE", "APOP", "AUTH", ""), fc.string({ maxLength: 30 })).map(([v, s]) => `${v} ${s}`.replace(/[\r\n]/g, "")) },
+  { weight: 6, arbitrary: fc.constantFrom("USER alice@example.test", "PASS secret", "PASS wrong", "USER bob", "APOP alice@example.test 0123456789abcdef0123456789abcdef", "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=", "AUTH PLAIN", "AUTH LOGIN", "CAPA", "STAT", "LIST", "LIST 1", "LIST 9", "UIDL", "UIDL 2", "RETR 1", "RETR 3", "TOP 2 0", "TOP 1 5", "DELE 1", "DELE 2", "RSET", "NOOP", "STLS") },
+  { weight: 3, arbitrary: fc.tuple(fc.constantFrom("USER", "PASS", "LIST", "UIDL", "RETR", "TOP", "DELE", "APOP", "AUTH", "STLS", ""), fc.string({ maxLength: 30 })).map(([v, s]) => `${v} ${s}`.replace(/[\r\n]/g, "")) },
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n]/g, "")) },
 );
 
