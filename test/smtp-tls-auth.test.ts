@@ -241,6 +241,7 @@ describe("connection limits, lockout and handshake timeout", () => {
       toml: [
         "[limits]",
         "max_connections_per_ip = 3",
+        "per_ip_exceptions = []",
         "tls_handshake_timeout = 1",
         "auth_failures_per_ip = 4",
         "[smtp]",

@@ -326,6 +326,11 @@ export class SmtpSession {
     return caps;
   }
 
+  /** This connection offers (or offered) AUTH in its EHLO. */
+  private get authAdvertised(): boolean {
+    return this.authOffered || this.conn.info.auth !== null;
+  }
+
   /** AUTH may be used now: over TLS, or before it from loopback when smtp.auth_without_tls allows. */
   private get authOffered(): boolean {
     if (!this.deps.accounts || this.conn.info.auth !== null) return false;
@@ -436,6 +441,11 @@ export class SmtpSession {
         const v = (value ?? "").toUpperCase();
         if (v !== "7BIT" && v !== "8BITMIME") return refuse(reply(555, "5.5.4", `Unsupported BODY type: ${printable(value ?? "")}`));
       } else if (key === "SMTPUTF8" && value === null) utf8 = true;
+      else if (key === "AUTH" && value !== null && this.authAdvertised) {
+        // RFC 4954 §5: the AUTH parameter must be accepted where AUTH is offered. Its identity is
+        // not trusted (Petrel relays for no one on another server's word), so it is only checked.
+        if (!/^(?:<>|[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+$/.test(value)) return refuse(reply(501, "5.5.4", "Bad AUTH parameter"));
+      }
       else return refuse(reply(555, "5.5.4", `Unsupported option: ${printable(key)}`));
     }
     const path = parsePath(parsed.path);
