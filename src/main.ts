@@ -11,7 +11,7 @@ import { networkList } from "./config/schema.js";
 import { UsageError } from "./core/errors.js";
 import type { Logger } from "./core/log.js";
 import { mailboxPath } from "./mailbox/maildir.js";
-import { ApopTimestamps } from "./pop3-server/apop.js";
+import { ApopTimestamps } from "./auth/apop.js";
 import { Maildrop } from "./pop3-server/maildrop.js";
 import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";

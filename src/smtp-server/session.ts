@@ -400,7 +400,9 @@ export class SmtpSession {
       this.deps.log.info({ peer: this.peer, method, reason: step.why }, "smtp authentication malformed");
       return this.error(reply(501, "5.5.2", `Error: ${step.why}`));
     }
-    const result = await accounts.password(this.peer, step.user, step.password);
+    const checking = Date.now();
+    // An authorization identity other than the user: a well-formed attempt to act as someone else.
+    const result = step.kind === "refused" ? this.refusedIdentity(step.why, method) : await accounts.password(this.peer, step.user, step.password);
     if (result.kind === "ok") {
       this.conn.info.auth = result.user;
       this.deps.log.info({ peer: this.peer, user: result.user, method }, "smtp authenticated");
@@ -409,7 +411,9 @@ export class SmtpSession {
     this.authFailures++;
     const why = result.kind === "throttled" ? `throttled-${result.scope}` : result.kind;
     this.deps.log.warn({ peer: this.peer, user: printable(result.user, 100), method, result: why, failures: this.authFailures }, "smtp authentication failed");
-    const delay = this.opts.authFailureDelayMs ?? 0;
+    // The failure is answered authFailureDelayMs after the check began, not after it ended: the
+    // reply time then says nothing about whether the account exists or how long its hash took.
+    const delay = (this.opts.authFailureDelayMs ?? 0) - (Date.now() - checking);
     if (delay > 0) {
       this.replies.flush();
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -422,6 +426,12 @@ export class SmtpSession {
       return this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many failed logins, closing connection`), "too many authentication failures");
     }
     this.error(reply(535, "5.7.8", "Error: authentication failed"));
+  }
+
+  /** A refused authorization identity counts as a failed login (535 after the same delay). */
+  private refusedIdentity(why: string, method: string): LoginResult {
+    this.deps.log.info({ peer: this.peer, method, reason: why }, "smtp authorization identity refused");
+    return { kind: "failed", user: "(authzid refused)" };
   }
 
   mail(arg: string): void {
@@ -655,6 +665,7 @@ export class SmtpSession {
         peerAddress: this.peer,
         hostname: this.opts.hostname,
         protocol: this.protocol(),
+        source: this.conn.info.auth !== null ? "submission" : "smtp",
         tls: this.conn.info.tls,
         authUser: this.opts.receivedAuthUser ? this.conn.info.auth : null,
         receivedAt: new Date(),
