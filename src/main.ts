@@ -7,10 +7,11 @@ import { Authenticator } from "./auth/authenticator.js";
 import { FailureThrottle } from "./auth/failure-throttle.js";
 import { HashPool } from "./auth/hash-pool.js";
 import type { LoadedConfig } from "./config/load.js";
+import { networkList } from "./config/schema.js";
 import { UsageError } from "./core/errors.js";
 import type { Logger } from "./core/log.js";
 import { mailboxPath } from "./mailbox/maildir.js";
-import { ApopTimestamps } from "./pop3-server/apop.js";
+import { ApopTimestamps } from "./auth/apop.js";
 import { Maildrop } from "./pop3-server/maildrop.js";
 import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";
@@ -97,6 +98,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   const common = {
     maxConnections: limits.max_connections,
     maxConnectionsPerIp: limits.max_connections_per_ip,
+    perIpExceptions: networkList(limits.per_ip_exceptions),
     tls: tlsSource,
     handshakeTimeoutMs: limits.tls_handshake_timeout * 1000,
   };

@@ -500,6 +500,9 @@ test("config validation: names, addresses, files, timers, listeners", async (t) 
   await invalid('domains = ["a/b.com"]\n', /domains\.0: expected a domain name/);
   await invalid(`domains = ["${"a".repeat(64)}.com"]\n`, /domains\.0: expected a domain name/);
   await invalid('hostname = "mx .example.com"\n', /hostname: expected a host name/);
+  await invalid('[limits]\nper_ip_exceptions = ["10.0.0.0/33"]\n', /limits\.per_ip_exceptions\.0: expected an IP address or network like/);
+  await invalid('[smtp]\nauth_without_tls = "always"\n', /smtp\.auth_without_tls/);
+  await invalid('[pop3]\nplaintext_login = "sometimes"\n', /pop3\.plaintext_login/);
   await invalid(`hostname = "${"a".repeat(64)}.example.com"\n`, /hostname: labels \(between dots\) are at most 63 characters/);
   await invalid(`hostname = "${"abcdefghi.".repeat(26)}com"\n`, /hostname: at most 253 characters/);
   await invalid('[delivery]\nsmarthost = "not a host"\n', /delivery\.smarthost: expected "host:port"/);
@@ -518,10 +521,10 @@ test("config validation: names, addresses, files, timers, listeners", async (t) 
   assert.deepEqual(await s.ok(["user", "list"]), []);
 
   // No listener at all: serve refuses at start.
-  fs.writeFileSync(s.config, `${data}[listen]\nsmtp = []\npop3 = []\n`);
+  fs.writeFileSync(s.config, `${data}[listen]\nsmtp = []\nsubmission = []\nsubmissions = []\npop3 = []\npop3s = []\n`);
   const none = await s.run(["serve"]);
   assert.equal(none.status, 1);
-  assert.equal(none.stderr, "petrel: cannot start: no listeners configured: listen.smtp and listen.pop3 are both empty\n");
+  assert.equal(none.stderr, "petrel: cannot start: no listeners configured: every list in [listen] is empty\n");
 });
 
 test("serve keeps files private: data_dir 0700, petrel.db and its -wal/-shm 0600, Maildir folders 0700", async (t) => {

@@ -87,7 +87,7 @@ describe("login cost does not starve delivery", () => {
       users: USERS,
       // Throttles and the POP3 command allowance off, so every guess really costs a scrypt: this
       // measures isolation, not the throttle.
-      toml: "[limits]\nmax_connections = 300\nmax_connections_per_ip = 300\nmax_junk_commands = 1000000\nauth_failures_per_account = 1000000\nauth_failures_per_ip = 1000000\n[pop3]\nauth_failure_delay = 0\nmax_auth_failures = 1000000\n",
+      toml: "[limits]\nmax_connections = 300\nmax_junk_commands = 1000000\nauth_failures_per_account = 1000000\nauth_failures_per_ip = 1000000\n[pop3]\nauth_failure_delay = 0\nmax_auth_failures = 1000000\n",
     });
   });
   after(() => server.stop());

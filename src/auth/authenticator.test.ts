@@ -3,7 +3,7 @@
 // toward the same throttle, and a busy hash worker is reported as such.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { apopDigest } from "../pop3-server/apop.js";
+import { apopDigest } from "./apop.js";
 import { Authenticator } from "./authenticator.js";
 import { FailureThrottle } from "./failure-throttle.js";
 import type { PasswordVerifier, VerifyResult } from "./hash-pool.js";

@@ -2,7 +2,7 @@
 // password in the hash worker or the APOP digest (RFC 1939 §7). Trusts the store; trusts nothing the
 // client sent. Account names are keyed ASCII-lowercase, so no Unicode case mapping reaches an account.
 import { foldCase } from "../core/address.js";
-import { checkApopDigest } from "../pop3-server/apop.js";
+import { checkApopDigest } from "./apop.js";
 import type { FailureThrottle } from "./failure-throttle.js";
 import type { PasswordVerifier } from "./hash-pool.js";
 

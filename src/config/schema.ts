@@ -51,6 +51,31 @@ const dnsServer = z.string().refine((s) => {
   return (m[1] !== undefined ? net.isIPv6(m[1]) : net.isIPv4(m[2]!)) && port >= 1 && port <= 65535;
 }, 'expected an IP address with an optional port, e.g. "127.0.0.1", "127.0.0.1:5353" or "[::1]:53"');
 
+/** An IP address or a network in CIDR notation: "192.0.2.7", "10.0.0.0/8", "2001:db8::/32". */
+const cidr = z.string().refine((s) => parseCidr(s) !== null, 'expected an IP address or network like "10.0.0.0/8" or "2001:db8::/32"');
+
+/** Splits "addr/prefix" (prefix optional) into its parts; null when it is not a valid network. */
+export function parseCidr(s: string): { address: string; prefix: number; family: "ipv4" | "ipv6" } | null {
+  const [address = "", prefixText, extra] = s.split("/");
+  const version = net.isIP(address);
+  if (!version || extra !== undefined) return null;
+  const max = version === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return null;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (prefix > max) return null;
+  return { address, prefix, family: version === 4 ? "ipv4" : "ipv6" };
+}
+
+/** A BlockList holding these networks (each valid by parseCidr). */
+export function networkList(networks: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const n of networks) {
+    const c = parseCidr(n);
+    if (c) list.addSubnet(c.address, c.prefix, c.family);
+  }
+  return list;
+}
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(() => os.hostname()),
   domains: z.array(mailDomain).min(1).default(["localhost"]),
@@ -83,6 +108,8 @@ export const configSchema = z.strictObject({
       auth_failure_window: timerSeconds.positive().default(600),
       /** Connections one IP address may hold open at once on one listener (421 4.7.0 past it). */
       max_connections_per_ip: z.number().int().positive().default(50),
+      /** Networks max_connections_per_ip does not apply to (Postfix: smtpd_client_connection_limit_exceptions). */
+      per_ip_exceptions: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
       /** Seconds a client has to finish a TLS handshake (STARTTLS, STLS or an implicit-TLS port). */
       tls_handshake_timeout: timerSeconds.positive().default(30),
     })

@@ -12,7 +12,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { silentLogger } from "../core/log.js";
 import { SocketText } from "../testing/socket-text.js";
-import { ApopTimestamps } from "./apop.js";
+import { ApopTimestamps } from "../auth/apop.js";
 import { COMMANDS, splitArgs } from "./commands.js";
 import { Maildrop } from "./maildrop.js";
 import { MaildropLocks } from "./maildrop-locks.js";

@@ -15,7 +15,7 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { RawPop3, unstuff } from "../../test/helpers/pop3-client.js";
 import { makeTestCert } from "../../test/helpers/tls-cert.js";
-import { ApopTimestamps, apopDigest, checkApopDigest } from "./apop.js";
+import { ApopTimestamps, apopDigest, checkApopDigest } from "../auth/apop.js";
 import { Maildrop } from "./maildrop.js";
 import { MaildropLocks } from "./maildrop-locks.js";
 import { Pop3Session, type Pop3Accounts, type Pop3SessionOptions } from "./session.js";

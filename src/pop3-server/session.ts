@@ -11,13 +11,13 @@ import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { upgradeToTls } from "../protocol/upgrade-to-tls.js";
 import { hasControlChars, printable } from "../protocol/wire-text.js";
-import type { ApopTimestamps } from "./apop.js";
+import type { ApopTimestamps } from "../auth/apop.js";
 import { COMMANDS, capabilities, plaintextLoginAllowed, refusal, splitArgs, type Pop3State } from "./commands.js";
 import type { Maildrop, MaildropMessage, UpdateResult } from "./maildrop.js";
 import type { MaildropLock, MaildropLocks } from "./maildrop-locks.js";
 import { MessageEncoder } from "./message-encoder.js";
 import { streamMessage } from "./message-stream.js";
-import { decodePlain } from "./sasl-plain.js";
+import { decodePlain } from "../auth/sasl-plain.js";
 
 export interface Pop3SessionOptions {
   readonly hostname: string;

@@ -24,6 +24,8 @@ export interface ListenerOptions {
   readonly maxConnections: number;
   /** Connections one IP address may hold at once on this listener. */
   readonly maxConnectionsPerIp?: number;
+  /** Addresses the per-IP cap does not apply to (loopback by default: local programs, webmail). */
+  readonly perIpExceptions?: net.BlockList;
   /** Text sent (then the socket is closed) when a limit is reached; a function gets which one. */
   readonly busyReply: string | ((limit: "total" | "per-ip") => string);
   /** The certificate for STARTTLS/STLS, and for the handshake itself on an implicit-TLS port. */
@@ -123,7 +125,7 @@ export class TcpListener {
       return;
     }
     const perIp = this.opts.maxConnectionsPerIp;
-    if (perIp !== undefined && (this.perIp.get(peer) ?? 0) >= perIp) {
+    if (perIp !== undefined && (this.perIp.get(peer) ?? 0) >= perIp && !this.exempt(peer)) {
       this.log.warn({ listener: this.opts.name, peer, limit: perIp }, "per-IP connection limit reached");
       this.turnAway(socket, "per-ip");
       return;
@@ -185,6 +187,12 @@ export class TcpListener {
         conn.socket.destroy();
         release();
       });
+  }
+
+  private exempt(peer: string): boolean {
+    const list = this.opts.perIpExceptions;
+    if (!list) return false;
+    return list.check(peer, net.isIPv6(peer) ? "ipv6" : "ipv4");
   }
 
   private reply(limit: "total" | "per-ip"): string {

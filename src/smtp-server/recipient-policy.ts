@@ -7,6 +7,7 @@ import { parseAddress, formatAddress, type Address } from "../core/address.js";
 import { reply, type Reply } from "../core/reply.js";
 import { printable } from "../protocol/wire-text.js";
 import { findEntry, resolveRecipient, type Route } from "../delivery/recipient-resolver.js";
+import { SenderOwnership } from "../delivery/sender-ownership.js";
 import type { AccountStore, Entry } from "../store/account-store.js";
 
 export interface PolicyOptions {
@@ -40,10 +41,14 @@ export class DecisionCache {
 }
 
 export class RecipientPolicy {
+  private readonly senders: SenderOwnership;
+
   constructor(
     private readonly store: AccountStore,
     private readonly opts: PolicyOptions,
-  ) {}
+  ) {
+    this.senders = new SenderOwnership(store, opts);
+  }
 
   /** mayRelay: the client authenticated (SMTP AUTH), so off-site addresses go to the queue. */
   checkRecipient(a: Address, cache?: DecisionCache, mayRelay = false): RecipientDecision {
@@ -61,9 +66,9 @@ export class RecipientPolicy {
     return d;
   }
 
-  /** TEMPORARY until the store's sender ownership lands: the user's own address or the null sender. */
+  /** RFC 6409 §6.1: the user's own addresses and aliases reaching them (delivery/sender-ownership.ts). */
   senderAllowed(user: string, sender: string): boolean {
-    return sender === "" || sender.toLowerCase() === user;
+    return this.senders.mayUseSender(user, sender);
   }
 
   private decide(a: Address, mayRelay: boolean): RecipientDecision {

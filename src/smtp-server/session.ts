@@ -327,6 +327,11 @@ export class SmtpSession {
     return caps;
   }
 
+  /** This connection offers (or offered) AUTH in its EHLO. */
+  private get authAdvertised(): boolean {
+    return this.authOffered || this.conn.info.auth !== null;
+  }
+
   /** AUTH may be used now: over TLS, or before it from loopback when smtp.auth_without_tls allows. */
   private get authOffered(): boolean {
     if (!this.deps.accounts || this.conn.info.auth !== null) return false;
@@ -385,7 +390,9 @@ export class SmtpSession {
       this.deps.log.info({ peer: this.peer, method, reason: step.why }, "smtp authentication malformed");
       return this.error(reply(501, "5.5.2", `Error: ${step.why}`));
     }
-    const result = await accounts.password(this.peer, step.user, step.password);
+    const checking = Date.now();
+    // An authorization identity other than the user: a well-formed attempt to act as someone else.
+    const result = step.kind === "refused" ? this.refusedIdentity(step.why, method) : await accounts.password(this.peer, step.user, step.password);
     if (result.kind === "ok") {
       this.conn.info.auth = result.user;
       this.deps.log.info({ peer: this.peer, user: result.user, method }, "smtp authenticated");
@@ -394,7 +401,9 @@ export class SmtpSession {
     this.authFailures++;
     const why = result.kind === "throttled" ? `throttled-${result.scope}` : result.kind;
     this.deps.log.warn({ peer: this.peer, user: printable(result.user, 100), method, result: why, failures: this.authFailures }, "smtp authentication failed");
-    const delay = this.opts.authFailureDelayMs ?? 0;
+    // The failure is answered authFailureDelayMs after the check began, not after it ended: the
+    // reply time then says nothing about whether the account exists or how long its hash took.
+    const delay = (this.opts.authFailureDelayMs ?? 0) - (Date.now() - checking);
     if (delay > 0) {
       this.replies.flush();
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -407,6 +416,12 @@ export class SmtpSession {
       return this.refuseConnection(reply(421, "4.7.0", `${this.opts.hostname} Error: too many failed logins, closing connection`), "too many authentication failures");
     }
     this.error(reply(535, "5.7.8", "Error: authentication failed"));
+  }
+
+  /** A refused authorization identity counts as a failed login (535 after the same delay). */
+  private refusedIdentity(why: string, method: string): LoginResult {
+    this.deps.log.info({ peer: this.peer, method, reason: why }, "smtp authorization identity refused");
+    return { kind: "failed", user: "(authzid refused)" };
   }
 
   mail(arg: string): void {
@@ -426,6 +441,11 @@ export class SmtpSession {
         const v = (value ?? "").toUpperCase();
         if (v !== "7BIT" && v !== "8BITMIME") return refuse(reply(555, "5.5.4", `Unsupported BODY type: ${printable(value ?? "")}`));
       } else if (key === "SMTPUTF8" && value === null) utf8 = true;
+      else if (key === "AUTH" && value !== null && this.authAdvertised) {
+        // RFC 4954 §5: the AUTH parameter must be accepted where AUTH is offered. Its identity is
+        // not trusted (Petrel relays for no one on another server's word), so it is only checked.
+        if (!/^(?:<>|[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})+$/.test(value)) return refuse(reply(501, "5.5.4", "Bad AUTH parameter"));
+      }
       else return refuse(reply(555, "5.5.4", `Unsupported option: ${printable(key)}`));
     }
     const path = parsePath(parsed.path);
@@ -635,6 +655,7 @@ export class SmtpSession {
         peerAddress: this.peer,
         hostname: this.opts.hostname,
         protocol: this.protocol(),
+        source: this.conn.info.auth !== null ? "submission" : "smtp",
         tls: this.conn.info.tls,
         authUser: this.opts.receivedAuthUser ? this.conn.info.auth : null,
         receivedAt: new Date(),

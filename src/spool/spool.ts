@@ -18,6 +18,7 @@
 // kills). A retry after no reply duplicates only after a power loss before the 250 (RFC 1047), or
 // if a kill falls in the microseconds between the ack and the 250's write.
 import { renameSync } from "node:fs";
+import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
@@ -32,6 +33,7 @@ import { QUEUE_FOLDERS, queueEnvelope, queuePaths } from "../queue/queue-entry.j
 import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
 import { fault } from "./fault-injection.js";
+import { SubmissionHeaders } from "./submission-headers.js";
 import { checkContentStart, receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
 
 export interface AcceptedRecipient {
@@ -41,6 +43,11 @@ export interface AcceptedRecipient {
 }
 
 export interface Envelope extends TraceInfo {
+  /**
+   * Where the message comes from: "submission" (an authenticated user, RFC 6409) gets a Date and a
+   * Message-ID when it lacks them; "smtp" (another server relaying) is stored as it came.
+   */
+  readonly source?: "smtp" | "submission";
   /** Reverse-path; "" for the null sender <>. */
   readonly sender: string;
   readonly recipients: readonly AcceptedRecipient[];
@@ -101,6 +108,8 @@ export class Spool {
       copies.push(newCopy("queue", "", q.messageTmp, path.dirname(q.message), path.basename(q.message), receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
     }
     const msg = new IncomingMessage({ dataDir: this.dataDir, dirSync: this.dirSync, log: this.log }, env, copies, remote);
+    if (env.source === "submission")
+      msg.submission = new SubmissionHeaders({ hostname: env.hostname, now: () => new Date(), messageId: () => `${env.id}.${crypto.randomBytes(6).toString("hex")}` });
     try {
       if (remote.length) for (const f of QUEUE_FOLDERS) await ensureQueueDir(path.join(this.queueDir, f));
       // Direct copies first, the queue copy among them when there is one (it is written as content streams).
@@ -167,8 +176,15 @@ export class IncomingMessage {
     readonly remote: readonly string[],
   ) {}
 
+  /** Adds Date and Message-ID to a submitted message lacking them (RFC 6409 §8), as it streams. */
+  submission: SubmissionHeaders | null = null;
+
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
+    return this.writeContent(this.submission ? this.submission.feed(pieces) : pieces);
+  }
+
+  private async writeContent(pieces: readonly Buffer[]): Promise<void> {
     for (const p of pieces) {
       if (!this.started && p.length) {
         this.started = true;
@@ -218,6 +234,7 @@ export class IncomingMessage {
     if (this.finished) throw new Error("message already finished");
     let renames: Rename[] = [];
     try {
+      if (this.submission) await this.writeContent(this.submission.end());
       this.add(this.lf.end());
       await this.flush();
       fault("after-write");

@@ -15,3 +15,17 @@ test("control characters, CR/LF and Unicode line separators in HELO, sender and 
   for (const l of lines.slice(1)) assert.ok(l.startsWith("\t"), JSON.stringify(l));
   assert.equal(returnPathHeader("a\x00b\x7f@x.test"), "Return-Path: <a?b?@x.test>\r\n");
 });
+
+test("TLS and the authenticated user appear as comments before 'by' (RFC 5321 §4.4, RFC 3848), escaped like the rest", () => {
+  const base = { helo: "client.test", peerAddress: "192.0.2.7", hostname: "mx.test", id: "ID2", receivedAt: new Date(0) };
+  const header = receivedHeader(
+    { ...base, protocol: "ESMTPSA", tls: { version: "TLSv1.3", cipher: "TLS_AES_256_GCM_SHA384", bits: 256 }, authUser: "alice@example.test\r\nX-Evil: 1" },
+    "bob@example.test",
+  );
+  assert.match(
+    header,
+    /^Received: from client\.test \(\[192\.0\.2\.7\]\)\r\n\t\(using TLSv1\.3 with cipher TLS_AES_256_GCM_SHA384 \(256\/256 bits\)\)\r\n\t\(Authenticated sender: alice@example\.test\?\?X-Evil: 1\)\r\n\tby mx\.test \(Petrel\) with ESMTPSA id ID2\r\n\tfor <bob@example\.test>;\r\n\t/,
+  );
+  // Without TLS and user, the header is the plain one.
+  assert.doesNotMatch(receivedHeader({ ...base, protocol: "ESMTP", tls: null, authUser: null }, null), /using|Authenticated/);
+});

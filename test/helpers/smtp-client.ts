@@ -1,6 +1,7 @@
 // A raw SMTP client over a socket for tests that must control bytes exactly (pipelining, BDAT,
 // smuggling, limits): send bytes, then read complete replies (multi-line aware).
 import net from "node:net";
+import tls from "node:tls";
 
 export interface RawReply {
   readonly code: number;
@@ -14,7 +15,11 @@ export class RawSmtp {
   private waiter: (() => void) | null = null;
   closed = false;
 
-  private constructor(private readonly socket: net.Socket) {
+  private constructor(private socket: net.Socket) {
+    this.listen(socket);
+  }
+
+  private listen(socket: net.Socket): void {
     socket.setEncoding("latin1");
     socket.on("data", (d: string) => {
       this.buf += d;
@@ -25,6 +30,35 @@ export class RawSmtp {
       this.waiter?.();
     });
     socket.on("error", () => undefined);
+  }
+
+  /** Connects to an implicit-TLS port (465); the certificate is not verified. */
+  static async connectTls(port: number, host = "127.0.0.1"): Promise<RawSmtp> {
+    const socket = tls.connect({ port, host, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    return new RawSmtp(socket);
+  }
+
+  /**
+   * Runs the client side of a TLS handshake on this connection (after the server's 220 to STARTTLS).
+   * Whatever was unread before is dropped from the buffer and returned (it should be nothing).
+   */
+  async startTls(): Promise<{ unread: string; socket: tls.TLSSocket }> {
+    const unread = this.buf;
+    this.buf = "";
+    const raw = this.socket;
+    raw.removeAllListeners("data");
+    const socket = tls.connect({ socket: raw, rejectUnauthorized: false, servername: "mx.petrel.test" });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    this.socket = socket;
+    this.listen(socket);
+    return { unread, socket };
   }
 
   static async connect(port: number, host = "127.0.0.1"): Promise<RawSmtp> {

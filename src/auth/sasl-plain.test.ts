@@ -21,3 +21,10 @@ test("rejects acting as another user, missing fields and bad base64", () => {
   assert.equal(decodePlain("abc"), null);
   assert.equal(decodePlain(""), null);
 });
+
+test("rejects what the lenient decoder let through: invalid UTF-8, set pad bits, an authzid that only toLowerCase matches", () => {
+  assert.equal(decodePlain(Buffer.from([0, 0x61, 0xff, 0, 0x70]).toString("base64")), null);
+  assert.equal(decodePlain("AGFsaWNlAHNlY3JldB=="), null);
+  assert.equal(decodePlain(b64("\u212Aate\0kate\0pw")), null);
+  assert.deepEqual(decodePlain("AGFsaWNlAHNlY3JldA=="), { user: "alice", password: "secret" });
+});
