@@ -190,8 +190,9 @@ function loadPair(files: { readonly cert: string; readonly key: string }, labels
     throw new UsageError(`${labels.key} ${files.key} does not match the certificate in ${labels.cert} ${files.cert} (the server's own certificate must come first in that file)`);
   let context: tls.SecureContext;
   try {
-    // The whole file as cert: OpenSSL serves the first certificate with the rest as its chain.
-    context = tls.createSecureContext({ ...SERVER_TLS_OPTIONS, cert: certPem, key: keyPem });
+    // Every certificate of the file as cert: OpenSSL serves the first with the rest as its chain. The blocks
+    // are re-joined because OpenSSL refuses files cat'ed together without a newline between them.
+    context = tls.createSecureContext({ ...SERVER_TLS_OPTIONS, cert: blocks.join("\n") + "\n", key: keyPem });
   } catch (err) {
     throw new UsageError(`${labels.cert} ${files.cert} and ${labels.key} ${files.key}: refused by OpenSSL (${reasonOf(err)})`);
   }
