@@ -83,7 +83,7 @@ function fingerprintOf(pem: string): string {
   return new crypto.X509Certificate(pem).fingerprint256;
 }
 
-test("a configured pair loads: summary and one info line name it, no warning when it covers hostname", async () => {
+test("a configured pair loads (also from one cert+key file): summary and one info line name it, no warning when it covers hostname", async () => {
   const dir = tempDir();
   const pem = await makeCert("mail.test");
   const files = writePair(dir, "server", pem.cert, pem.key);
@@ -105,6 +105,12 @@ test("a configured pair loads: summary and one info line name it, no warning whe
   assert.deepEqual(at("warn"), []);
   assert.deepEqual(await servedChain(certs), [s.fingerprint256]);
   assert.equal(fs.existsSync(path.join(dir, "tls")), false, "nothing generated when [tls] is set");
+
+  // One file holding certificate and key (as HAProxy wants it), with CRLF line ends: the same certificate.
+  const both = path.join(dir, "both.pem");
+  fs.writeFileSync(both, (pem.cert + pem.key).replace(/\r?\n/g, "\r\n"));
+  const combined = await ServerCertificates.open({ cert: both, key: both, hostname: "mail.test", dataDir: dir }, capturingLog().log);
+  assert.equal(combined.summary.fingerprint256, s.fingerprint256);
 });
 
 test("a chain in tls.cert is served whole, even cat'ed without a newline between: the client sees the certificate and its issuer", async () => {
@@ -145,7 +151,11 @@ test("bad configured files: a UsageError of one line naming the file at fault", 
   const notPem = writePair(dir, "notpem", "hello\n", a.key);
   await assert.rejects(open(notPem), { name: "UsageError", message: `tls.cert ${notPem.cert}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)` });
   const keyIsCert = writePair(dir, "keyiscert", a.cert, a.cert);
-  await assert.rejects(open(keyIsCert), (err: unknown) => err instanceof UsageError && err.message.startsWith(`tls.key ${keyIsCert.key}: not a PEM private key`) && !err.message.includes("\n"));
+  await assert.rejects(open(keyIsCert), { name: "UsageError", message: `tls.key ${keyIsCert.key}: no PEM private key in it (expected -----BEGIN PRIVATE KEY-----)` });
+  const badKey = writePair(dir, "badkey", a.cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+  await assert.rejects(open(badKey), (err: unknown) => err instanceof UsageError && err.message.startsWith(`tls.key ${badKey.key}: the private key cannot be parsed (`) && !err.message.includes("\n"));
+  const encrypted = writePair(dir, "encrypted", a.cert, crypto.createPrivateKey(a.key).export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "x" }).toString());
+  await assert.rejects(open(encrypted), { name: "UsageError", message: `tls.key ${encrypted.key}: the key is encrypted; Petrel needs it without a passphrase` });
   const missing = { cert: path.join(dir, "none.crt"), key: a.key };
   await assert.rejects(open(missing), { name: "UsageError", message: `tls.cert ${missing.cert}: cannot read it (ENOENT)` });
 });
@@ -231,7 +241,7 @@ test("reload with a broken file: false, the old certificate still served, the er
     for (const [cert, key, error] of [
       ["-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n", one.key, `tls.cert ${files.cert}: certificate 1 cannot be parsed`],
       [other.cert, one.key, `tls.key ${files.key} does not match the certificate in tls.cert ${files.cert}`],
-      [one.cert, "", `tls.key ${files.key}: not a PEM private key`],
+      [one.cert, "", `tls.key ${files.key}: no PEM private key in it`],
     ] as const) {
       writePair(dir, "server", cert, key);
       lines.length = 0;

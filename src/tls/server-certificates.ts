@@ -50,6 +50,8 @@ const RENEW_BEFORE_DAYS = 30;
 const EXPIRY_WARNING_DAYS = 14;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+/** PKCS#8, "RSA"/"EC" (PKCS#1, SEC1) or "ENCRYPTED"; found also after EC PARAMETERS or in a cert+key file. */
+const KEY_BLOCK = /-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/;
 
 /** How the two files are named in messages: the config keys, or what Petrel made itself. */
 interface FileLabels {
@@ -179,11 +181,14 @@ function loadPair(files: { readonly cert: string; readonly key: string }, labels
       throw new UsageError(`${labels.cert} ${files.cert}: certificate ${i + 1} cannot be parsed (${reasonOf(err)})`);
     }
   });
+  const keyBlock = KEY_BLOCK.exec(keyPem)?.[0];
+  if (keyBlock === undefined) throw new UsageError(`${labels.key} ${files.key}: no PEM private key in it (expected -----BEGIN PRIVATE KEY-----)`);
+  if (keyBlock.startsWith("-----BEGIN ENCRYPTED")) throw new UsageError(`${labels.key} ${files.key}: the key is encrypted; Petrel needs it without a passphrase`);
   let key: crypto.KeyObject;
   try {
-    key = crypto.createPrivateKey(keyPem);
+    key = crypto.createPrivateKey(keyBlock);
   } catch (err) {
-    throw new UsageError(`${labels.key} ${files.key}: not a PEM private key without passphrase (${reasonOf(err)})`);
+    throw new UsageError(`${labels.key} ${files.key}: the private key cannot be parsed (${reasonOf(err)})`);
   }
   const leaf = chain[0]!;
   if (!leaf.checkPrivateKey(key))
@@ -192,7 +197,7 @@ function loadPair(files: { readonly cert: string; readonly key: string }, labels
   try {
     // Every certificate of the file as cert: OpenSSL serves the first with the rest as its chain. The blocks
     // are re-joined because OpenSSL refuses files cat'ed together without a newline between them.
-    context = tls.createSecureContext({ ...SERVER_TLS_OPTIONS, cert: blocks.join("\n") + "\n", key: keyPem });
+    context = tls.createSecureContext({ ...SERVER_TLS_OPTIONS, cert: blocks.join("\n") + "\n", key: keyBlock });
   } catch (err) {
     throw new UsageError(`${labels.cert} ${files.cert} and ${labels.key} ${files.key}: refused by OpenSSL (${reasonOf(err)})`);
   }
