@@ -2,7 +2,7 @@
 // handshake), the one-line errors naming the bad file, the generated certificate kept across starts and
 // replaced when hostname changes, SIGHUP reloads (good and bad files), and the TLS options every port uses.
 // Fixtures are made at test time with selfsigned (EC keys: fast); no private key is committed.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import fs from "node:fs";
@@ -17,8 +17,13 @@ import { SERVER_TLS_OPTIONS, ServerCertificates } from "./server-certificates.js
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "petrel-certs-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-certs-"));
+  dirs.push(dir);
+  return dir;
 }
 
 function capturingLog() {
