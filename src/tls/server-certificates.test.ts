@@ -123,8 +123,28 @@ test("a chain in tls.cert is served whole, even cat'ed without a newline between
   const ca = await makeCert("Petrel Test CA", { isCa: true });
   const leaf = await makeCert("mail.test", { ca });
   const files = writePair(dir, "fullchain", leaf.cert.trimEnd() + ca.cert, leaf.key);
-  const certs = await ServerCertificates.open({ ...files, hostname: "mail.test", dataDir: dir }, capturingLog().log);
+  const { log, at } = capturingLog();
+  const certs = await ServerCertificates.open({ ...files, hostname: "mail.test", dataDir: dir }, log);
   assert.deepEqual(await servedChain(certs), [fingerprintOf(leaf.cert), fingerprintOf(ca.cert)]);
+  assert.deepEqual(at("warn"), []);
+});
+
+test("a CA-issued certificate without its chain, or a chain out of order, is served with a warning", async () => {
+  const dir = tempDir();
+  const ca = await makeCert("Petrel Test CA", { isCa: true });
+  const leaf = await makeCert("mail.test", { ca });
+  const alone = capturingLog();
+  await ServerCertificates.open({ ...writePair(dir, "cert", leaf.cert, leaf.key), hostname: "mail.test", dataDir: dir }, alone.log);
+  assert.deepEqual(alone.at("warn"), [
+    "the TLS certificate file holds no chain (the issuer's certificate is missing; with Let's Encrypt use fullchain.pem): many clients will refuse it",
+  ]);
+  const stranger = await makeCert("Another CA", { isCa: true });
+  const wrong = capturingLog();
+  await ServerCertificates.open({ ...writePair(dir, "wrong", leaf.cert + stranger.cert + ca.cert, leaf.key), hostname: "mail.test", dataDir: dir }, wrong.log);
+  assert.deepEqual(wrong.at("warn"), [
+    "certificate 2 in the TLS certificate file did not issue certificate 1: clients may not build the chain (order: server, intermediates, root)",
+    "certificate 3 in the TLS certificate file did not issue certificate 2: clients may not build the chain (order: server, intermediates, root)",
+  ]);
 });
 
 test("a certificate for another host, or expiring in 3 days, or expired, is served with a warning", async () => {

@@ -65,7 +65,8 @@ const GENERATED: FileLabels = { cert: "generated certificate", key: "generated k
 interface LoadedPair {
   readonly context: tls.SecureContext;
   readonly leaf: crypto.X509Certificate;
-  readonly chainLength: number;
+  /** Every certificate of the cert file, the leaf first. */
+  readonly chain: readonly crypto.X509Certificate[];
   readonly certPem: string;
   readonly keyPem: string;
 }
@@ -158,12 +159,12 @@ export class ServerCertificates implements TlsContextSource {
         alt_names: s.altNames,
         not_after: s.notAfter,
         fingerprint256: s.fingerprint256,
-        chain_length: this.current.chainLength,
+        chain_length: this.current.chain.length,
         cert_file: s.certFile,
       },
       "TLS certificate served",
     );
-    for (const problem of problemsOf(this.current.leaf, this.hostname, Date.now()))
+    for (const problem of problemsOf(this.current.chain, this.hostname, Date.now()))
       this.log.warn({ cert_file: s.certFile, subject: s.subject, alt_names: s.altNames, not_after: s.notAfter }, problem);
   }
 }
@@ -201,7 +202,7 @@ function loadPair(files: { readonly cert: string; readonly key: string }, labels
   } catch (err) {
     throw new UsageError(`${labels.cert} ${files.cert} and ${labels.key} ${files.key}: refused by OpenSSL (${reasonOf(err)})`);
   }
-  return { context, leaf, chainLength: chain.length, certPem, keyPem };
+  return { context, leaf, chain, certPem, keyPem };
 }
 
 function readText(label: string, file: string): string {
@@ -213,8 +214,15 @@ function readText(label: string, file: string): string {
 }
 
 /** Why a client may refuse the certificate, as log messages; empty when nothing is wrong. */
-function problemsOf(leaf: crypto.X509Certificate, hostname: string, now: number): string[] {
+function problemsOf(chain: readonly crypto.X509Certificate[], hostname: string, now: number): string[] {
   const problems: string[] = [];
+  const leaf = chain[0]!;
+  // The classic Let's Encrypt mistake: cert.pem instead of fullchain.pem. Clients lack the intermediate.
+  if (chain.length === 1 && !leaf.checkIssued(leaf))
+    problems.push("the TLS certificate file holds no chain (the issuer's certificate is missing; with Let's Encrypt use fullchain.pem): many clients will refuse it");
+  for (let i = 1; i < chain.length; i++)
+    if (!chain[i - 1]!.checkIssued(chain[i]!))
+      problems.push(`certificate ${i + 1} in the TLS certificate file did not issue certificate ${i}: clients may not build the chain (order: server, intermediates, root)`);
   if (leaf.checkHost(hostname) === undefined) problems.push(`the TLS certificate does not name hostname ${hostname}: clients that check it will refuse it`);
   const left = leaf.validToDate.getTime() - now;
   if (left <= 0) problems.push("the TLS certificate has expired: clients that check it will refuse it");
