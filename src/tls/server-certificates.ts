@@ -42,8 +42,9 @@ export const SERVER_TLS_OPTIONS = {
 } as const satisfies tls.SecureContextOptions;
 
 /**
- * 825 days: Apple's limit for any TLS server certificate (iOS 13 / macOS 10.15 refuse longer ones, even
- * self-signed ones the user trusted). Renewed at a start less than RENEW_BEFORE_DAYS before it ends.
+ * 825 days: Apple's limit for "all TLS server certificates" since iOS 13 / macOS 10.15 (HT210176, with RSA
+ * >= 2048, SHA-2, the name in the SAN and the serverAuth EKU, all met here), so a user who trusts it on a
+ * Mac or iPhone is not refused. Renewed at a start less than RENEW_BEFORE_DAYS before it ends.
  */
 const GENERATED_VALIDITY_DAYS = 825;
 const RENEW_BEFORE_DAYS = 30;
