@@ -77,13 +77,16 @@ describe("tls-tools wrappers against plain SMTP and POP3", () => {
 
   test("fetchmail fetches through its MDA from a 0600 rc file", async (t) => {
     if (!requireTool(t, "fetchmail") || !requireTool(t, "swaks")) return;
-    const sent = await swaks(["--server", `127.0.0.1:${server.smtpPort}`, "--from", "t@client.test", "--to", "fetch@localhost", "--header", "Subject: for fetchmail"]);
-    assert.equal(sent.status, 0, sent.stdout);
+    for (const n of [1, 2]) {
+      const sent = await swaks(["--server", `127.0.0.1:${server.smtpPort}`, "--from", "t@client.test", "--to", "fetch@localhost", "--header", `Subject: for fetchmail ${n}`]);
+      assert.equal(sent.status, 0, sent.stdout);
+    }
     // sslproto '': plain POP3, which today's server is; the TLS tests use fetchmail's default STLS.
     const r = await fetchmail({ port: server.pop3Port!, user: "fetch@localhost", password: "fetch-pw", keep: true, options: "sslproto ''" });
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.equal(r.messages.length, 1);
-    assert.match(r.messages[0]!, /^Subject: for fetchmail$/m);
+    assert.equal(r.messages.length, 2);
+    assert.match(r.messages[0]!, /^Subject: for fetchmail 1$/m);
+    assert.match(r.messages[1]!, /^Subject: for fetchmail 2$/m);
     const wrong = await fetchmail({ port: server.pop3Port!, user: "fetch@localhost", password: "wrong", keep: true, options: "sslproto ''" });
     assert.equal(wrong.status, 3, `fetchmail exit 3 is an authentication failure:\n${wrong.stdout}${wrong.stderr}`);
     assert.deepEqual(wrong.messages, []);

@@ -80,8 +80,8 @@ export async function fetchmail(opts: FetchmailOptions): Promise<FetchmailRun> {
         `poll 127.0.0.1 service ${opts.port} protocol POP3 auth password`,
         `  user "${opts.user}" there with password "${opts.password}" is "localuser" here`,
         `  options fetchall ${opts.keep ? "keep" : "nokeep"} norewrite ${opts.options ?? ""}`,
-        // A counter in the file name keeps delivery order (mtimes can tie).
-        `  mda "cat > ${outDir}/$(date +%s%N)"`,
+        // Files named 0, 1, 2 … in delivery order (mtimes can tie; fetchmail expands % in an MDA).
+        `  mda "cat > ${outDir}/$(ls ${outDir} | wc -l)"`,
         "",
       ].join("\n"),
       { mode: 0o600 },
@@ -91,7 +91,7 @@ export async function fetchmail(opts: FetchmailOptions): Promise<FetchmailRun> {
       ["--nosyslog", "-f", rc, "-i", path.join(home, "ids"), "--pidfile", path.join(home, "pid")],
       { env: { HOME: home, FETCHMAILHOME: home }, timeoutMs: 30_000 },
     );
-    const files = fs.readdirSync(outDir).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    const files = fs.readdirSync(outDir).sort((a, b) => Number(a) - Number(b));
     return { ...r, messages: files.map((f) => fs.readFileSync(path.join(outDir, f), "latin1")) };
   } finally {
     fs.rmSync(home, { recursive: true, force: true });
