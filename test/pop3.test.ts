@@ -10,6 +10,7 @@ import { PETREL_BIN, startTestServer, type TestServer } from "./helpers/server.j
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { RawPop3, unstuff } from "./helpers/pop3-client.js";
 import { requireTool } from "./helpers/tools.js";
+import { fetchmail, type FetchmailRun } from "./helpers/tls-tools.js";
 
 // ---- delivering mail over SMTP ----
 
@@ -134,39 +135,11 @@ function curl(args: string[]): { status: number | null; stdout: Buffer; stderr: 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
-interface FetchResult {
-  readonly status: number | null;
-  readonly output: string;
-  /** Each message the MDA received, in order. */
-  readonly messages: string[];
-}
-
-/** Runs fetchmail once against the server, delivering every message to its own file through an MDA. */
-function fetchmail(server: TestServer, user: string, password: string, keep: boolean): FetchResult {
-  const home = fs.mkdtempSync(path.join(server.dir, "fetchmail-"));
-  const outDir = path.join(home, "out");
-  fs.mkdirSync(outDir);
-  const rc = path.join(home, "fetchmailrc");
-  fs.writeFileSync(
-    rc,
-    [
-      `poll 127.0.0.1 service ${server.pop3Port} protocol POP3 auth password`,
-      `  user "${user}" there with password "${password}" is "localuser" here`,
-      // No TLS yet (a later issue): sslproto '' stops fetchmail 6.4 from insisting on STLS.
-      `  options fetchall ${keep ? "keep" : "nokeep"} norewrite sslproto ''`,
-      `  mda "cat > $(mktemp ${outDir}/msg.XXXXXX)"`,
-      "",
-    ].join("\n"),
-  );
-  fs.chmodSync(rc, 0o600);
-  const r = spawnSync("fetchmail", ["--nosyslog", "-f", rc, "-i", path.join(home, "ids"), "--pidfile", path.join(home, "pid")], {
-    encoding: "utf8",
-    env: { ...process.env, HOME: home, FETCHMAILHOME: home },
-    timeout: 30_000,
-  });
-  const files = fs.readdirSync(outDir).map((f) => path.join(outDir, f));
-  files.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs);
-  return { status: r.status, output: r.stdout + r.stderr, messages: files.map((f) => fs.readFileSync(f, "latin1")) };
+/** fetchmail once against the server (helpers/tls-tools.ts), each message through an MDA into its own file. */
+async function fetchmailPlain(server: TestServer, user: string, password: string, keep: boolean): Promise<FetchmailRun & { output: string }> {
+  // No TLS yet (a later issue): sslproto '' stops fetchmail 6.4 from insisting on STLS.
+  const r = await fetchmail({ port: server.pop3Port!, user, password, keep, options: "sslproto ''" });
+  return { ...r, output: r.stdout + r.stderr };
 }
 
 // ---- a second `petrel serve` on the same data_dir (restart) ----
@@ -403,7 +376,7 @@ describe("POP3 end to end", () => {
     for (const i of [1, 2, 3]) await sendData(server.smtpPort, "frank@example.test", message("frank@example.test", `fetch ${i}`, `body ${i}\r\n.dot ${i}\r\n`));
     const files = server.mailbox("frank@example.test");
     const originals = files.map((f) => fs.readFileSync(f, "latin1").replace(/\r\n/g, "\n"));
-    const kept = fetchmail(server, "frank@example.test", "frank-pw", true);
+    const kept = await fetchmailPlain(server, "frank@example.test", "frank-pw", true);
     assert.equal(kept.status, 0, kept.output);
     assert.equal(kept.messages.length, 3, kept.output);
     for (const original of originals) {
@@ -413,11 +386,11 @@ describe("POP3 end to end", () => {
     }
     assert.deepEqual(server.mailbox("frank@example.test"), files, "keep leaves the maildrop alone");
 
-    const fetched = fetchmail(server, "frank@example.test", "frank-pw", false);
+    const fetched = await fetchmailPlain(server, "frank@example.test", "frank-pw", false);
     assert.equal(fetched.status, 0, fetched.output);
     assert.equal(fetched.messages.length, 3);
     assert.deepEqual(server.mailbox("frank@example.test"), [], "nokeep deletes them at QUIT");
-    const again = fetchmail(server, "frank@example.test", "frank-pw", false);
+    const again = await fetchmailPlain(server, "frank@example.test", "frank-pw", false);
     assert.equal(again.status, 1, `1 = no mail: ${again.output}`);
   });
 
