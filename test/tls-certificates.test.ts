@@ -8,10 +8,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { runProgram } from "./helpers/run.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { makeTestCert, type TestCert } from "./helpers/tls-cert.js";
+import { opensslClient } from "./helpers/tls-tools.js";
 
 function fileFingerprint(certFile: string): string {
   return new crypto.X509Certificate(fs.readFileSync(certFile)).fingerprint256;
@@ -19,11 +19,9 @@ function fileFingerprint(certFile: string): string {
 
 /** The fingerprint and protocol openssl s_client sees after STARTTLS on an SMTP port. */
 async function opensslStartTls(port: number): Promise<{ fingerprint: string; protocol: string }> {
-  const r = await runProgram("openssl", ["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${port}`, "-servername", "mx.petrel.test"], { input: "QUIT\r\n", timeoutMs: 10_000 });
-  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
-  assert.ok(pem, `no certificate from openssl:\n${r.stdout}\n${r.stderr}`);
-  const protocol = /Protocol\s*:\s*(TLSv[\d.]+)/.exec(r.stdout)?.[1] ?? /New, (TLSv[\d.]+)/.exec(r.stdout)?.[1] ?? "";
-  return { fingerprint: new crypto.X509Certificate(pem).fingerprint256, protocol };
+  const r = await opensslClient({ port, starttls: "smtp", servername: "mx.petrel.test" });
+  assert.ok(r.certificates[0], `no certificate from openssl:\n${r.stdout}\n${r.stderr}`);
+  return { fingerprint: new crypto.X509Certificate(r.certificates[0]).fingerprint256, protocol: r.protocol ?? "" };
 }
 
 /** The fingerprint a node:tls client sees on an implicit-TLS port. */
