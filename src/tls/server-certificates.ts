@@ -219,7 +219,7 @@ function problemsOf(chain: readonly crypto.X509Certificate[], hostname: string, 
   const problems: string[] = [];
   const leaf = chain[0]!;
   // The classic Let's Encrypt mistake: cert.pem instead of fullchain.pem. Clients lack the intermediate.
-  if (chain.length === 1 && !leaf.checkIssued(leaf))
+  if (chain.length === 1 && leaf.issuer !== leaf.subject && !leaf.checkIssued(leaf))
     problems.push("the TLS certificate file holds no chain (the issuer's certificate is missing; with Let's Encrypt use fullchain.pem): many clients will refuse it");
   for (let i = 1; i < chain.length; i++)
     if (!chain[i - 1]!.checkIssued(chain[i]!))
