@@ -1,8 +1,6 @@
 // Wires Petrel together explicitly: config → account store, spool, policy → listeners (SMTP, POP3).
 // Nothing registers itself; everything a component needs is passed to its constructor.
 import crypto from "node:crypto";
-import fs from "node:fs";
-import tls from "node:tls";
 import { Authenticator } from "./auth/authenticator.js";
 import { FailureThrottle } from "./auth/failure-throttle.js";
 import { HashPool } from "./auth/hash-pool.js";
@@ -17,16 +15,18 @@ import { MaildropLocks } from "./pop3-server/maildrop-locks.js";
 import { Pop3Session } from "./pop3-server/session.js";
 import { DataDirLock } from "./recovery/data-dir-lock.js";
 import { recoverDataDir } from "./recovery/startup-recovery.js";
-import type { TlsContextSource } from "./protocol/connection.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
 import { Spool } from "./spool/spool.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
+import { ServerCertificates } from "./tls/server-certificates.js";
 
 export interface RunningServer {
   readonly addresses: readonly BoundAddress[];
+  /** SIGHUP: re-reads [tls] cert/key for the next handshakes; a bad file is logged and the running certificate kept. */
+  reloadTls(): boolean;
   /** Stops accepting, lets transactions in flight finish (bounded), closes the store. */
   stop(): Promise<void>;
 }
@@ -37,8 +37,10 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   // per data_dir, then finish or sweep what a crash left.
   for (const change of preparePrivateDir(config.data_dir)) log.warn({ change }, "made data_dir private");
   const lock = DataDirLock.acquire(config.data_dir);
+  let certificates: ServerCertificates;
   try {
     log.info(await recoverDataDir(config.data_dir), "recovered");
+    certificates = await ServerCertificates.open({ cert: config.tls.cert, key: config.tls.key, hostname: config.hostname, dataDir: config.data_dir }, log);
   } catch (err) {
     lock.release();
     throw err;
@@ -93,13 +95,12 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   };
   const maildropLocks = new MaildropLocks();
   const apopTimestamps = new ApopTimestamps(config.hostname);
-  const tlsSource = temporaryTls(config);
   const host = config.hostname;
   const common = {
     maxConnections: limits.max_connections,
     maxConnectionsPerIp: limits.max_connections_per_ip,
     perIpExceptions: networkList(limits.per_ip_exceptions),
-    tls: tlsSource,
+    tls: certificates,
     handshakeTimeoutMs: limits.tls_handshake_timeout * 1000,
   };
   const smtpBusy = (limit: "total" | "per-ip") =>
@@ -162,6 +163,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   log.info({ hostname: config.hostname, domains: config.domains, data_dir: config.data_dir, config: config.source }, "petrel started");
   return {
     addresses,
+    reloadTls: () => certificates.reload(),
     async stop() {
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       await hashPool.close();
@@ -181,9 +183,3 @@ export function newQueueId(): string {
   return `${Date.now().toString(36).toUpperCase()}${idSalt}${idCounter.toString(36).toUpperCase().padStart(4, "0")}`;
 }
 
-/** Until tls/server-certificates.ts lands: [tls] cert/key as they are, no generation, no reload. */
-function temporaryTls(config: LoadedConfig): TlsContextSource | null {
-  if (!config.tls.cert || !config.tls.key) return null;
-  const context = tls.createSecureContext({ cert: fs.readFileSync(config.tls.cert), key: fs.readFileSync(config.tls.key), minVersion: "TLSv1.2" });
-  return { context: () => context };
-}

@@ -4,7 +4,6 @@
 // openssl s_client, curl, and raw sockets with node:tls for the bytes around the handshake.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import { once } from "node:events";
 import fs from "node:fs";
@@ -12,11 +11,11 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { fetchmail } from "./helpers/fetchmail.js";
 import { RawPop3 } from "./helpers/pop3-client.js";
-import { RawSmtp } from "./helpers/smtp-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { RawSmtp } from "./helpers/smtp-client.js";
 import { makeTestCert, type TestCert } from "./helpers/tls-cert.js";
+import { curl, fetchmail, opensslClient, pythonPop } from "./helpers/tls-tools.js";
 import { requireTool } from "./helpers/tools.js";
 
 const TLS_REQUIRED = "-ERR [AUTH] TLS required: use STLS (or port 995) before logging in";
@@ -24,13 +23,6 @@ const CAPA_TAIL = "UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE 
 
 function tools(t: TestContext, ...names: string[]): boolean {
   return names.every((n) => requireTool(t, n));
-}
-
-/** Runs a Python script with arguments; its last stdout line is JSON. */
-function python(script: string, args: (string | number)[]): Record<string, unknown> {
-  const r = spawnSync("python3", ["-c", script, ...args.map(String)], { encoding: "utf8", timeout: 20_000 });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
 }
 
 /** One message to a local user over plain SMTP on the smtp port (pipelined: PIPELINING is offered). */
@@ -48,21 +40,21 @@ async function deliver(port: number, to: string, subject: string): Promise<void>
   }
 }
 
-/** STLS with an unverified context (the certificate is self-signed), then USER/PASS, STAT, LIST, RETR. */
+/**
+ * poplib: CAPA and a USER refused in plaintext, stls() with the unverified context of tls-tools, CAPA
+ * again, then USER/PASS, STAT, LIST, RETR. The peer certificate's SHA-256 is reported.
+ */
 const POPLIB_STLS = `
-import hashlib, json, poplib, ssl, sys
-port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-p = poplib.POP3("127.0.0.1", port, timeout=10)
+import hashlib
+user, password = sys.argv[2], sys.argv[3]
+p = connect("plain")
 out = {"capa_before": sorted(p.capa().keys())}
 try:
     p.user(user)
     out["plain_user"] = "accepted"
 except poplib.error_proto as e:
     out["plain_user"] = e.args[0].decode()
-out["stls"] = p.stls(ctx).decode()
+out["stls"] = p.stls(context=ctx).decode()
 out["capa_after"] = sorted(p.capa().keys())
 out["tls"] = p.sock.version()
 out["fingerprint"] = hashlib.sha256(p.sock.getpeercert(binary_form=True)).hexdigest()
@@ -77,12 +69,9 @@ print(json.dumps(out))
 
 /** POP3_SSL on the implicit-TLS port: login, LIST, RETR. */
 const POPLIB_SSL = `
-import hashlib, json, poplib, ssl, sys
-port, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-p = poplib.POP3_SSL("127.0.0.1", port, timeout=10, context=ctx)
+import hashlib
+user, password = sys.argv[2], sys.argv[3]
+p = connect("ssl")
 out = {"welcome": p.getwelcome().decode(), "capa": sorted(p.capa().keys()), "tls": p.sock.version()}
 out["fingerprint"] = hashlib.sha256(p.sock.getpeercert(binary_form=True)).hexdigest()
 out["user"] = p.user(user).decode()
@@ -93,13 +82,34 @@ out["quit"] = p.quit().decode()
 print(json.dumps(out))
 `;
 
-function fingerprintHex(pem: string | Buffer): string {
-  return new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, "").toLowerCase();
+interface StlsRun {
+  capa_before: string[];
+  plain_user: string;
+  stls: string;
+  capa_after: string[];
+  tls: string;
+  fingerprint: string;
+  pass: string;
+  stat: number[];
+  list: string[];
+  retr: string;
+  quit: string;
 }
 
-function curl(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync("curl", ["-sS", "--noproxy", "*", "--max-time", "15", ...args], { encoding: "utf8", timeout: 20_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+interface SslRun {
+  welcome: string;
+  capa: string[];
+  tls: string;
+  fingerprint: string;
+  user: string;
+  pass: string;
+  list: string[];
+  retr: string;
+  quit: string;
+}
+
+function fingerprintHex(pem: string | Buffer): string {
+  return new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, "").toLowerCase();
 }
 
 /** The client side of the handshake over an open plaintext client (after +OK to STLS, or at once on pop3s). */
@@ -187,71 +197,65 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
     assert.ok(await waitForLog(server, (l) => l.msg === "TLS handshake failed" && l.listener === "pop3s"));
   });
 
-  test("poplib: stls() with an unverified context, then user/pass_, STAT, LIST, RETR; the configured certificate is served", (t) => {
+  test("poplib: stls() with an unverified context, then user/pass_, STAT, LIST, RETR; the configured certificate is served", async (t) => {
     if (!tools(t, "python3")) return;
-    const r = python(POPLIB_STLS, [pop3, "alice@example.test", "alice-pw"]);
-    assert.ok((r.capa_before as string[]).includes("STLS"));
-    assert.ok(!(r.capa_before as string[]).includes("USER"));
+    const r = await pythonPop<StlsRun>(pop3, POPLIB_STLS, "alice@example.test", "alice-pw");
+    assert.ok(r.capa_before.includes("STLS"));
+    assert.ok(!r.capa_before.includes("USER"));
     assert.equal(r.plain_user, TLS_REQUIRED);
     assert.equal(r.stls, "+OK Begin TLS negotiation");
-    assert.ok(!(r.capa_after as string[]).includes("STLS"));
-    assert.ok((r.capa_after as string[]).includes("USER") && (r.capa_after as string[]).includes("SASL"));
-    assert.match(r.tls as string, /^TLSv1\.[23]$/);
+    assert.ok(!r.capa_after.includes("STLS"));
+    assert.ok(r.capa_after.includes("USER") && r.capa_after.includes("SASL"));
+    assert.match(r.tls, /^TLSv1\.[23]$/);
     assert.equal(r.fingerprint, fingerprintHex(fs.readFileSync(cert.cert)));
-    assert.match(r.pass as string, /^\+OK alice@example\.test has 2 messages/);
-    assert.equal((r.stat as number[])[0], 2);
-    assert.equal((r.list as string[]).length, 2);
-    assert.match(r.retr as string, /Subject: first\r\n\r\nbody of first$/);
-    assert.match(r.quit as string, /^\+OK Petrel POP3 server signing off/);
+    assert.match(r.pass, /^\+OK alice@example\.test has 2 messages/);
+    assert.equal(r.stat[0], 2);
+    assert.equal(r.list.length, 2);
+    assert.match(r.retr, /Subject: first\r\n\r\nbody of first$/);
+    assert.match(r.quit, /^\+OK Petrel POP3 server signing off/);
   });
 
-  test("poplib: POP3_SSL on pop3s: login, LIST and RETR", (t) => {
+  test("poplib: POP3_SSL on pop3s: login, LIST and RETR", async (t) => {
     if (!tools(t, "python3")) return;
-    const r = python(POPLIB_SSL, [pop3s, "alice@example.test", "alice-pw"]);
-    assert.match(r.welcome as string, /^\+OK Petrel POP3 server ready /);
-    assert.ok(!(r.capa as string[]).includes("STLS"));
-    assert.match(r.tls as string, /^TLSv1\.[23]$/);
+    const r = await pythonPop<SslRun>(pop3s, POPLIB_SSL, "alice@example.test", "alice-pw");
+    assert.match(r.welcome, /^\+OK Petrel POP3 server ready /);
+    assert.ok(!r.capa.includes("STLS"));
+    assert.match(r.tls, /^TLSv1\.[23]$/);
     assert.equal(r.fingerprint, fingerprintHex(fs.readFileSync(cert.cert)));
     assert.equal(r.user, "+OK send PASS");
-    assert.match(r.pass as string, /^\+OK alice@example\.test has 2 messages/);
-    assert.equal((r.list as string[]).length, 2);
-    assert.match(r.retr as string, /Subject: second\r\n\r\nbody of second$/);
+    assert.match(r.pass, /^\+OK alice@example\.test has 2 messages/);
+    assert.equal(r.list.length, 2);
+    assert.match(r.retr, /Subject: second\r\n\r\nbody of second$/);
   });
 
-  test("fetchmail with its default STLS fetches both messages (login works only over TLS here)", (t) => {
+  test("fetchmail with its default STLS fetches both messages (login works only over TLS here)", async (t) => {
     if (!tools(t, "fetchmail")) return;
+    const before = server.logLines().filter((l) => l.msg === "TLS started" && l.listener === "pop3").length;
     // No ssl or sslproto option: fetchmail's default, STLS when offered. The certificate is self-signed.
-    const r = fetchmail(server.dir, pop3, "alice@example.test", "alice-pw", { keep: true, options: "no sslcertck", verbose: true });
-    const output = r.output;
-    assert.equal(r.status, 0, output);
-    assert.match(output, /POP3> STLS/);
-    assert.match(output, /POP3< \+OK Begin TLS negotiation/);
-    assert.equal(r.messages.length, 2, output);
-    assert.deepEqual(r.messages.map((m) => /Subject: (\w+)/.exec(m)![1]).sort(), ["first", "second"]);
+    const r = await fetchmail({ port: pop3, user: "alice@example.test", password: "alice-pw", keep: true, options: "no sslcertck" });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.deepEqual(r.messages.map((m) => /Subject: (\w+)/.exec(m)![1]), ["first", "second"]);
+    assert.ok(await waitForLog(server, (l) => l.msg === "pop3 session" && l.user === "alice@example.test" && l.retrieved === 2 && l.tls !== null));
+    assert.equal(server.logLines().filter((l) => l.msg === "TLS started" && l.listener === "pop3").length, before + 1, "fetchmail did STLS");
   });
 
-  test("openssl s_client -starttls pop3 shows the configured certificate, TLS 1.3 by default and TLS 1.2 on request", (t) => {
+  test("openssl s_client -starttls pop3 shows the configured certificate, TLS 1.3 by default and TLS 1.2 on request", async (t) => {
     if (!tools(t, "openssl")) return;
     const expected = fingerprintHex(fs.readFileSync(cert.cert));
-    for (const [flags, protocol] of [[[], "TLSv1.3"], [["-tls1_2"], "TLSv1.2"]] as const) {
-      const r = spawnSync("openssl", ["s_client", "-starttls", "pop3", "-connect", `127.0.0.1:${pop3}`, "-servername", "mx.petrel.test", ...flags], {
-        input: "",
-        encoding: "utf8",
-        timeout: 20_000,
-      });
-      const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
-      assert.ok(pem, `s_client printed the certificate:\n${r.stdout}\n${r.stderr}`);
-      assert.equal(fingerprintHex(pem), expected);
-      assert.match(r.stdout, new RegExp(`^New, ${protocol.replace(".", "\\.")}, Cipher is `, "m"));
+    for (const [versionFlag, protocol] of [[undefined, "TLSv1.3"], ["-tls1_2", "TLSv1.2"]] as const) {
+      const r = await opensslClient({ port: pop3, starttls: "pop3", servername: "mx.petrel.test", ...(versionFlag ? { versionFlag } : {}) });
+      assert.equal(r.certificates.length, 1, `s_client printed the certificate:\n${r.stdout}\n${r.stderr}`);
+      assert.equal(fingerprintHex(r.certificates[0]!), expected);
+      assert.equal(r.protocol, protocol);
     }
   });
 
-  test("curl: pop3s:// with -k, and pop3:// with --ssl-reqd (STLS), list and retrieve", (t) => {
+  test("curl: pop3s:// with -k, and pop3:// with --ssl-reqd (STLS), list and retrieve", async (t) => {
     if (!tools(t, "curl")) return;
-    const implicit = curl(["-k", `pop3s://alice%40example.test:alice-pw@127.0.0.1:${pop3s}/`]);
+    const implicit = await curl([`pop3s://alice%40example.test:alice-pw@127.0.0.1:${pop3s}/`]);
     assert.equal(implicit.status, 0, implicit.stderr);
     assert.equal(implicit.stdout.trim().split("\r\n").length, 2);
-    const upgraded = curl(["-k", "--ssl-reqd", `pop3://alice%40example.test:alice-pw@127.0.0.1:${pop3}/1`]);
+    const upgraded = await curl(["--ssl-reqd", `pop3://alice%40example.test:alice-pw@127.0.0.1:${pop3}/1`]);
     assert.equal(upgraded.status, 0, upgraded.stderr);
     assert.match(upgraded.stdout, /Subject: first\r\n\r\nbody of first\r\n$/);
   });

@@ -10,7 +10,7 @@ import { PETREL_BIN, startTestServer, type TestServer } from "./helpers/server.j
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { RawPop3, unstuff } from "./helpers/pop3-client.js";
 import { requireTool } from "./helpers/tools.js";
-import { fetchmail as fetchmailOnce, type FetchResult } from "./helpers/fetchmail.js";
+import { fetchmail, type FetchmailRun } from "./helpers/tls-tools.js";
 
 // ---- delivering mail over SMTP ----
 
@@ -135,9 +135,11 @@ function curl(args: string[]): { status: number | null; stdout: Buffer; stderr: 
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
 }
 
-/** No TLS on this server: sslproto '' stops fetchmail 6.4 from insisting on STLS (pop3-tls.test.ts has STLS). */
-function fetchmail(server: TestServer, user: string, password: string, keep: boolean): FetchResult {
-  return fetchmailOnce(server.dir, server.pop3Port!, user, password, { keep, options: "sslproto ''" });
+/** fetchmail once against the server (helpers/tls-tools.ts), each message through an MDA into its own file. */
+async function fetchmailPlain(server: TestServer, user: string, password: string, keep: boolean): Promise<FetchmailRun & { output: string }> {
+  // No TLS yet (a later issue): sslproto '' stops fetchmail 6.4 from insisting on STLS.
+  const r = await fetchmail({ port: server.pop3Port!, user, password, keep, options: "sslproto ''" });
+  return { ...r, output: r.stdout + r.stderr };
 }
 
 // ---- a second `petrel serve` on the same data_dir (restart) ----
@@ -374,7 +376,7 @@ describe("POP3 end to end", () => {
     for (const i of [1, 2, 3]) await sendData(server.smtpPort, "frank@example.test", message("frank@example.test", `fetch ${i}`, `body ${i}\r\n.dot ${i}\r\n`));
     const files = server.mailbox("frank@example.test");
     const originals = files.map((f) => fs.readFileSync(f, "latin1").replace(/\r\n/g, "\n"));
-    const kept = fetchmail(server, "frank@example.test", "frank-pw", true);
+    const kept = await fetchmailPlain(server, "frank@example.test", "frank-pw", true);
     assert.equal(kept.status, 0, kept.output);
     assert.equal(kept.messages.length, 3, kept.output);
     for (const original of originals) {
@@ -384,11 +386,11 @@ describe("POP3 end to end", () => {
     }
     assert.deepEqual(server.mailbox("frank@example.test"), files, "keep leaves the maildrop alone");
 
-    const fetched = fetchmail(server, "frank@example.test", "frank-pw", false);
+    const fetched = await fetchmailPlain(server, "frank@example.test", "frank-pw", false);
     assert.equal(fetched.status, 0, fetched.output);
     assert.equal(fetched.messages.length, 3);
     assert.deepEqual(server.mailbox("frank@example.test"), [], "nokeep deletes them at QUIT");
-    const again = fetchmail(server, "frank@example.test", "frank-pw", false);
+    const again = await fetchmailPlain(server, "frank@example.test", "frank-pw", false);
     assert.equal(again.status, 1, `1 = no mail: ${again.output}`);
   });
 

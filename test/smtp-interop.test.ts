@@ -8,15 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { requireTool } from "./helpers/tools.js";
-import { runProgram, type ProgramRun } from "./helpers/run.js";
-
-type ToolRun = ProgramRun;
-
-/** Runs a client program in a UTF-8 locale; kills it after timeoutMs. */
-function runTool(cmd: string, args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<ToolRun> {
-  return runProgram(cmd, args, { ...opts, env: { ...process.env, LC_ALL: "C.UTF-8", PYTHONIOENCODING: "utf-8" } });
-}
+import { requireTool, runTool } from "./helpers/tools.js";
 
 /** Runs a Python script that prints one JSON document on its last line; argv[1] is the SMTP port. */
 async function python<T>(server: TestServer, script: string, ...args: string[]): Promise<T> {

@@ -8,10 +8,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { runProgram } from "./helpers/run.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { makeTestCert, type TestCert } from "./helpers/tls-cert.js";
+import { opensslClient } from "./helpers/tls-tools.js";
 
 function fileFingerprint(certFile: string): string {
   return new crypto.X509Certificate(fs.readFileSync(certFile)).fingerprint256;
@@ -19,11 +19,9 @@ function fileFingerprint(certFile: string): string {
 
 /** The fingerprint and protocol openssl s_client sees after STARTTLS on an SMTP port. */
 async function opensslStartTls(port: number): Promise<{ fingerprint: string; protocol: string }> {
-  const r = await runProgram("openssl", ["s_client", "-starttls", "smtp", "-connect", `127.0.0.1:${port}`, "-servername", "mx.petrel.test"], { input: "QUIT\r\n", timeoutMs: 10_000 });
-  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
-  assert.ok(pem, `no certificate from openssl:\n${r.stdout}\n${r.stderr}`);
-  const protocol = /Protocol\s*:\s*(TLSv[\d.]+)/.exec(r.stdout)?.[1] ?? /New, (TLSv[\d.]+)/.exec(r.stdout)?.[1] ?? "";
-  return { fingerprint: new crypto.X509Certificate(pem).fingerprint256, protocol };
+  const r = await opensslClient({ port, starttls: "smtp", servername: "mx.petrel.test" });
+  assert.ok(r.certificates[0], `no certificate from openssl:\n${r.stdout}\n${r.stderr}`);
+  return { fingerprint: new crypto.X509Certificate(r.certificates[0]).fingerprint256, protocol: r.protocol ?? "" };
 }
 
 /** The fingerprint a node:tls client sees on an implicit-TLS port. */
@@ -80,7 +78,9 @@ describe("a configured certificate", () => {
     const after = fileFingerprint(first.cert);
     assert.notEqual(after, before);
     server.process.kill("SIGHUP");
-    await waitForLog(server, (l) => l.msg === "certificate reloaded" || (typeof l.msg === "string" && /certificate/.test(l.msg) && /reload/.test(l.msg)));
+    // serve logs "reloaded: ..." after the certificates were re-read; the swap logs what is served now.
+    await waitForLog(server, (l) => typeof l.msg === "string" && l.msg.startsWith("reloaded"));
+    assert.ok(server.logLines().some((l) => l.msg === "TLS certificate served" && l.fingerprint256 === after), "the new certificate is logged");
     assert.equal(await implicitFingerprint(server.port("submissions")), after);
     assert.equal((await opensslStartTls(server.smtpPort)).fingerprint, after);
     assert.equal((await open.command("NOOP")).code, 250, "the open session survived the reload");

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { apopDigest } from "./apop.js";
-import { Authenticator } from "./authenticator.js";
+import { Authenticator, SUCCESS_CACHE_MS } from "./authenticator.js";
 import { FailureThrottle } from "./failure-throttle.js";
 import type { PasswordVerifier, VerifyResult } from "./hash-pool.js";
 
@@ -54,4 +54,35 @@ test("APOP failures count toward the same throttle; a busy worker is reported, n
   assert.deepEqual(await busy.auth.password("10.0.0.1", "alice@x", "right"), { kind: "busy", user: "alice@x" });
   assert.deepEqual(await busy.auth.password("10.0.0.1", "alice@x", "right"), { kind: "busy", user: "alice@x" });
   assert.equal((await busy.auth.password("10.0.0.1", "alice@x", "right")).kind, "busy", "busy is never counted as a failure");
+});
+
+test("a password that matched is recognised again without a hash check, until it changes, expires or is wrong", async () => {
+  let clock = 1_000_000;
+  let stored = "hash-of-right";
+  const calls: string[] = [];
+  const verifier: PasswordVerifier = {
+    async verify(password, hash) {
+      calls.push(password);
+      return hash === stored && password === (stored === "hash-of-right" ? "right" : "new") ? "match" : "mismatch";
+    },
+  };
+  const creds = { passwordHash: (a: string) => (a === "alice@x" ? stored : null), apopSecret: () => null };
+  const auth = new Authenticator(creds, verifier, new FailureThrottle({ perIp: 100, perAccount: 100, windowMs: 60_000 }), () => clock);
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "right")).kind, "ok");
+  assert.equal((await auth.password("10.0.0.2", "ALICE@x", "right")).kind, "ok");
+  assert.deepEqual(calls, ["right"], "the second login was recognised without scrypt");
+  // A wrong password is always checked (and fails), and does not disturb the remembered one.
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "wrong")).kind, "failed");
+  assert.deepEqual(calls, ["right", "wrong"]);
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "right")).kind, "ok");
+  assert.equal(calls.length, 2);
+  // After the cache time the hash is checked again.
+  clock += SUCCESS_CACHE_MS;
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "right")).kind, "ok");
+  assert.equal(calls.length, 3);
+  // `petrel user passwd`: a new stored hash ends the entry at once; the old password fails.
+  stored = "hash-of-new";
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "right")).kind, "failed");
+  assert.equal((await auth.password("10.0.0.1", "alice@x", "new")).kind, "ok");
+  assert.equal(calls.length, 5);
 });

@@ -50,6 +50,8 @@ export function registerServe(program: Command): void {
       };
       let running: LoadedConfig = config;
       const reload = () => {
+        // First, and whatever the config says: certbot renews the files without touching the config.
+        server.reloadTls();
         let next: LoadedConfig;
         try {
           next = loadConfig(opts.config);
@@ -60,7 +62,7 @@ export function registerServe(program: Command): void {
         log.level = envLevel ?? next.log.level;
         const restart = restartNeeded(running, next);
         running = next;
-        log.info({ config: next.source, restart_needed: restart }, "reloaded: log level applied; users, aliases and lists are always live");
+        log.info({ config: next.source, restart_needed: restart }, "reloaded: log level and TLS certificate applied; users, aliases and lists are always live");
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
       process.on("SIGINT", () => stop("SIGINT"));

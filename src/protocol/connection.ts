@@ -4,6 +4,7 @@
 // handshake timeout; a failed handshake ends the connection. Trusts the TLS context it is given.
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
+import { describeTls, type TlsInfo } from "../tls/tls-info.js";
 
 /** Where the certificate for the next handshake comes from (tls/server-certificates.ts). */
 export interface TlsContextSource {
@@ -11,11 +12,7 @@ export interface TlsContextSource {
 }
 
 /** The TLS parameters a session reports (Received comments, logs). */
-export interface TlsState {
-  readonly version: string;
-  readonly cipher: string;
-  readonly bits: number;
-}
+export type TlsState = TlsInfo;
 
 export interface ConnectionInfo {
   /** The client's IP address, IPv4-mapped IPv6 written as plain IPv4. */
@@ -121,17 +118,4 @@ export class Connection {
     this.info.tls = describeTls(secure);
     return secure;
   }
-}
-
-/** Version, cipher and key bits of an established TLS socket. */
-export function describeTls(socket: tls.TLSSocket): TlsState {
-  const cipher = socket.getCipher();
-  return { version: socket.getProtocol() ?? "unknown", cipher: cipher?.standardName ?? cipher?.name ?? "unknown", bits: cipherBits(cipher?.standardName ?? cipher?.name ?? "") };
-}
-
-/** The symmetric key size a cipher suite name implies (for the Received comment, as Postfix writes it). */
-function cipherBits(name: string): number {
-  if (/CHACHA20|AES_256|AES256/i.test(name)) return 256;
-  if (/AES_128|AES128/i.test(name)) return 128;
-  return 0;
 }

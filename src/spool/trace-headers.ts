@@ -4,6 +4,7 @@
 // line would continue our Received header (RFC 5322 §2.2.3, leading SP/HTAB) is refused with 550 5.6.0.
 import { MailError } from "../core/errors.js";
 import { reply } from "../core/reply.js";
+import { receivedTlsComment, type TlsInfo } from "../tls/tls-info.js";
 
 export interface TraceInfo {
   readonly helo: string;
@@ -12,7 +13,7 @@ export interface TraceInfo {
   /** "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA", "UTF8SMTP"... (RFC 3848, RFC 6531). */
   readonly protocol: string;
   /** The TLS session the message came over, for a comment in the Received header. */
-  readonly tls?: { readonly version: string; readonly cipher: string; readonly bits: number } | null;
+  readonly tls?: TlsInfo | null;
   /** The authenticated user, named in the Received header only when submission.received_auth_user is on. */
   readonly authUser?: string | null;
   readonly id: string;
@@ -32,7 +33,7 @@ export function receivedHeader(t: TraceInfo, forRecipient: string | null): strin
   const peer = headerText(t.peerAddress);
   const literal = peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`;
   const forClause = forRecipient ? `\r\n\tfor <${headerText(forRecipient)}>` : "";
-  const tls = t.tls ? `\t(using ${headerText(t.tls.version)} with cipher ${headerText(t.tls.cipher)} (${t.tls.bits}/${t.tls.bits} bits))\r\n` : "";
+  const tls = t.tls ? `\t${headerText(receivedTlsComment(t.tls))}\r\n` : "";
   const auth = t.authUser ? `\t(Authenticated sender: ${headerText(t.authUser)})\r\n` : "";
   return (
     `Received: from ${headerText(t.helo) || "unknown"} (${literal})\r\n` +
