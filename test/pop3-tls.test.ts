@@ -178,7 +178,7 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
     assert.equal(await secure.command("QUIT"), "+OK Petrel POP3 server signing off");
     await secure.waitClosed();
     assert.equal(secure.pending, "");
-    const started = await waitForLog(server, (l) => l.msg === "TLS started" && l.listener === "pop3" && l.discarded_plaintext === 6);
+    const started = await server.waitForLog((l) => l.msg === "TLS started" && l.listener === "pop3" && l.discarded_plaintext === 6);
     assert.ok(started, "the discarded 6 bytes (CAPA CRLF) are logged");
   });
 
@@ -194,7 +194,7 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
     plain.write("CAPA\r\n");
     await plain.waitClosed();
     assert.equal(plain.pending, "", "no POP3 reply in plaintext on pop3s");
-    assert.ok(await waitForLog(server, (l) => l.msg === "TLS handshake failed" && l.listener === "pop3s"));
+    assert.ok(await server.waitForLog((l) => l.msg === "TLS handshake failed" && l.listener === "pop3s"));
   });
 
   test("poplib: stls() with an unverified context, then user/pass_, STAT, LIST, RETR; the configured certificate is served", async (t) => {
@@ -235,7 +235,7 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
     const r = await fetchmail({ port: pop3, user: "alice@example.test", password: "alice-pw", keep: true, options: "no sslcertck" });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.deepEqual(r.messages.map((m) => /Subject: (\w+)/.exec(m)![1]), ["first", "second"]);
-    assert.ok(await waitForLog(server, (l) => l.msg === "pop3 session" && l.user === "alice@example.test" && l.retrieved === 2 && l.tls !== null));
+    assert.ok(await server.waitForLog((l) => l.msg === "pop3 session" && l.user === "alice@example.test" && l.retrieved === 2 && l.tls !== null));
     assert.equal(server.logLines().filter((l) => l.msg === "TLS started" && l.listener === "pop3").length, before + 1, "fetchmail did STLS");
   });
 
@@ -264,13 +264,4 @@ describe("POP3 over TLS end to end: STLS, POP3S and plaintext_login = never", ()
 /** What STAT counts for alice: the CRLF sizes in the Maildir names. */
 function totalSize(server: TestServer): number {
   return server.mailbox("alice@example.test").reduce((n, f) => n + Number(/,W=(\d+)/.exec(f)![1]), 0);
-}
-
-async function waitForLog(server: TestServer, match: (l: Record<string, unknown>) => boolean): Promise<boolean> {
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    if (server.logLines().some(match)) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
 }

@@ -104,7 +104,7 @@ describe("SMTP with TLS and AUTH", () => {
     c.write("this is not a TLS ClientHello\r\n\r\n");
     await c.waitClosed();
     assert.equal(c.pending, "", "no SMTP reply after a failed handshake");
-    await waitForLog(server, (l) => l.msg === "TLS handshake failed");
+    await server.waitForLog((l) => l.msg === "TLS handshake failed");
   });
 
   test("TLS below 1.2 is refused", async () => {
@@ -324,11 +324,3 @@ describe("connection limits, lockout and handshake timeout", () => {
     d.close();
   });
 });
-
-async function waitForLog(server: TestServer, match: (l: Record<string, unknown>) => boolean): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (!server.logLines().some(match)) {
-    if (Date.now() > deadline) throw new Error("expected log line not seen");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

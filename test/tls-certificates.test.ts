@@ -33,16 +33,6 @@ async function implicitFingerprint(port: number): Promise<string> {
   return fp;
 }
 
-async function waitForLog(server: TestServer, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const hit = server.logLines().find(match);
-    if (hit) return hit;
-    if (Date.now() > deadline) throw new Error(`expected log line not seen:\n${server.logs()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe("a configured certificate", () => {
   let server: TestServer;
   let dir: string;
@@ -79,7 +69,7 @@ describe("a configured certificate", () => {
     assert.notEqual(after, before);
     server.process.kill("SIGHUP");
     // serve logs "reloaded: ..." after the certificates were re-read; the swap logs what is served now.
-    await waitForLog(server, (l) => typeof l.msg === "string" && l.msg.startsWith("reloaded"));
+    await server.waitForLog((l) => typeof l.msg === "string" && l.msg.startsWith("reloaded"));
     assert.ok(server.logLines().some((l) => l.msg === "TLS certificate served" && l.fingerprint256 === after), "the new certificate is logged");
     assert.equal(await implicitFingerprint(server.port("submissions")), after);
     assert.equal((await opensslStartTls(server.smtpPort)).fingerprint, after);

@@ -45,6 +45,8 @@ export interface TestServer {
   logs(): string;
   /** Parsed JSON log lines. */
   logLines(): Record<string, unknown>[];
+  /** Waits (default 5 s) for a log line that matches; returns it, or throws with the logs. */
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Runs `petrel <args> --config <this config>` synchronously. */
   petrel(args: readonly string[], input?: string): SpawnSyncReturns<string>;
   /** Files in the Maildir new/ (and cur/) folder of a local address, sorted by name. */
@@ -119,6 +121,15 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     process: child,
     logs: () => out,
     logLines: lines,
+    async waitForLog(match, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = lines().find(match);
+        if (hit) return hit;
+        if (Date.now() > deadline) throw new Error(`expected log line not seen:\n${out}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
     petrel,
     mailbox(address: string) {
       const [local, domain] = address.toLowerCase().split("@");
