@@ -37,28 +37,31 @@ async function loggedIn(port: number, implicit = false): Promise<RawSmtp> {
   return c;
 }
 
-function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "petrel-tls-"));
+/** A server with an openssl-made certificate and both submission ports; stop() removes the certificate too. */
+async function startTlsServer(toml: string, users: [string, string][]): Promise<TestServer> {
+  const certDir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-tls-"));
+  const server = await startTestServer({ toml: makeTestCert(certDir).toml + toml, listeners: ["submission", "submissions"], users });
+  return {
+    ...server,
+    async stop(signal) {
+      const code = await server.stop(signal);
+      fs.rmSync(certDir, { recursive: true, force: true });
+      return code;
+    },
+  };
 }
 
 describe("SMTP with TLS and AUTH", () => {
   let server: TestServer;
-  let certDir: string;
   before(async () => {
-    certDir = tempDir();
-    const cert = makeTestCert(certDir);
-    server = await startTestServer({
-      toml: `${cert.toml}[smtp]\nauth_failure_delay = 0.5\nmax_auth_failures = 3\n`,
-      listeners: ["submission", "submissions"],
-      users: [["alice@example.test", "secret"], ["bob@example.test", "secret"]],
-    });
+    server = await startTlsServer("[smtp]\nauth_failure_delay = 0.5\nmax_auth_failures = 3\n", [
+      ["alice@example.test", "secret"],
+      ["bob@example.test", "secret"],
+    ]);
     for (const args of [["alias", "add", "sales@example.test", "alice@example.test"], ["list", "add", "team@example.test", "alice@example.test", "bob@example.test"]])
       assert.equal(server.petrel(args).status, 0);
   });
-  after(async () => {
-    await server.stop();
-    fs.rmSync(certDir, { recursive: true, force: true });
-  });
+  after(() => server.stop());
 
   test("before TLS, EHLO offers STARTTLS and no AUTH, and AUTH is refused 538 5.7.11", async () => {
     for (const port of [server.smtpPort, server.port("submission")]) {
@@ -245,12 +248,9 @@ describe("SMTP with TLS and AUTH", () => {
 
 describe("connection limits, lockout and handshake timeout", () => {
   let server: TestServer;
-  let certDir: string;
   before(async () => {
-    certDir = tempDir();
-    const cert = makeTestCert(certDir);
-    server = await startTestServer({
-      toml: [
+    server = await startTlsServer(
+      [
         "[limits]",
         "max_connections_per_ip = 3",
         "per_ip_exceptions = []",
@@ -261,16 +261,12 @@ describe("connection limits, lockout and handshake timeout", () => {
         "max_auth_failures = 10",
         "[submission]",
         "received_auth_user = true",
-        cert.toml,
+        "",
       ].join("\n"),
-      listeners: ["submission", "submissions"],
-      users: [["alice@example.test", "secret"]],
-    });
+      [["alice@example.test", "secret"]],
+    );
   });
-  after(async () => {
-    await server.stop();
-    fs.rmSync(certDir, { recursive: true, force: true });
-  });
+  after(() => server.stop());
 
   test("the Received header names the authenticated user when submission.received_auth_user is on", async () => {
     const c = await loggedIn(server.port("submission"));
