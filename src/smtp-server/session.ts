@@ -9,7 +9,7 @@ import { ExpandedRecipients } from "../delivery/expanded-recipients.js";
 import { MailError } from "../core/errors.js";
 import { formatReply, reply, replyLines, replyText, type Reply } from "../core/reply.js";
 import type { LoginResult } from "../auth/authenticator.js";
-import { SASL_MECHANISMS, startSasl, type SaslStep } from "../auth/sasl.js";
+import { SASL_MECHANISMS } from "../auth/sasl.js";
 import type { Logger } from "../core/log.js";
 import type { Connection } from "../protocol/connection.js";
 import { DotDecoder, type BareMode } from "../protocol/dot-decoder.js";
@@ -21,6 +21,7 @@ import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
 import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
+import { saslDialogue } from "./sasl-dialogue.js";
 import { Transaction } from "./transaction.js";
 
 export interface SmtpSessionOptions {
@@ -102,9 +103,6 @@ function copiesWent(t: Transaction): { mailboxes: string[]; mailboxes_total: num
 }
 
 type Opened = { readonly kind: "open"; readonly message: IncomingMessage } | { readonly kind: "failed"; readonly cause: unknown };
-
-/** RFC 4954 §4: a SASL response line may be 12288 octets long. */
-const MAX_SASL_LINE = 12288;
 
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
@@ -370,29 +368,26 @@ export class SmtpSession {
     if (!accounts) return this.error(reply(502, "5.5.1", "Error: authentication not enabled"));
     if (this.conn.info.auth !== null) return this.error(reply(503, "5.5.1", "Error: already authenticated"));
     if (!this.authOffered) return this.error(reply(538, "5.7.11", "Encryption required for requested authentication mechanism"));
-    const [mechanism = "", initial, extra] = arg.trim().split(/ +/);
-    if (!mechanism || extra !== undefined) return this.error(reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"));
-    const exchange = startSasl(mechanism, initial);
-    if ("kind" in exchange) return this.error(reply(504, "5.5.4", `Unrecognized authentication type: ${printable(mechanism, 20)}`));
-    let step: SaslStep = exchange.first();
-    while (step.kind === "challenge") {
-      this.send(reply(334, undefined, Buffer.from(step.text, "utf8").toString("base64")));
-      this.reader.setTimeout(this.opts.commandTimeoutMs);
-      this.readingCommand = true;
-      const line = await this.reader.readLine(MAX_SASL_LINE);
-      this.readingCommand = false;
-      if (line === null) throw new ReaderClosed();
-      step = line === "too-long" ? { kind: "malformed", why: "response too long" } : exchange.next(line.toString("latin1").trim());
+    const outcome = await saslDialogue(arg, {
+      send: (r) => this.send(r),
+      readLine: async (max) => {
+        this.reader.setTimeout(this.opts.commandTimeoutMs);
+        this.readingCommand = true;
+        const line = await this.reader.readLine(max);
+        this.readingCommand = false;
+        return line;
+      },
+    });
+    if (outcome.kind === "closed") throw new ReaderClosed();
+    if (outcome.kind === "refused") {
+      if (outcome.why) this.deps.log.info({ peer: this.peer, reason: outcome.why }, "smtp authentication malformed");
+      return this.error(outcome.reply);
     }
-    const method = mechanism.toUpperCase();
-    if (step.kind === "cancelled") return this.error(reply(501, "5.0.0", "Authentication cancelled"));
-    if (step.kind === "malformed") {
-      this.deps.log.info({ peer: this.peer, method, reason: step.why }, "smtp authentication malformed");
-      return this.error(reply(501, "5.5.2", `Error: ${step.why}`));
-    }
+    const method = outcome.method;
     const checking = Date.now();
     // An authorization identity other than the user: a well-formed attempt to act as someone else.
-    const result = step.kind === "refused" ? this.refusedIdentity(step.why, method) : await accounts.password(this.peer, step.user, step.password);
+    const result =
+      outcome.kind === "identity-refused" ? this.refusedIdentity(outcome.why, method) : await accounts.password(this.peer, outcome.user, outcome.password);
     if (result.kind === "ok") {
       this.conn.info.auth = result.user;
       this.deps.log.info({ peer: this.peer, user: result.user, method }, "smtp authenticated");
