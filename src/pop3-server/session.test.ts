@@ -28,6 +28,8 @@ const USERS = new Map<string, { password: string; apop: string | null }>([
 const accounts: Pop3Accounts = {
   async password(_peer, name, password) {
     const user = name.toLowerCase();
+    // A hash that takes 200 ms (a loaded machine, a costlier scheme): its failure must not come later.
+    if (user === "slow@example.test") await new Promise((r) => setTimeout(r, 200));
     return USERS.get(user)?.password === password ? { kind: "ok", user } : { kind: "failed", user };
   },
   apop(_peer, name, timestamp, digest) {
@@ -352,6 +354,22 @@ describe("Pop3Session limits and endings", () => {
       assert.equal(end.end, "auth-failures");
       assert.equal(end.auth_failures, 3);
       assert.ok(!h.rawLogs.join("").includes("nope"), "passwords are never logged");
+    } finally {
+      await h.close();
+    }
+  });
+
+  test("a failed login is answered auth_failure_delay after its check began, however long the check took", async () => {
+    const h = await startHarness({ authFailureDelayMs: 400, maxAuthFailures: 5 });
+    try {
+      const { client } = await RawPop3.open(h.port);
+      for (const user of ["slow@example.test", "alice@example.test"]) {
+        assert.equal(await client.command(`USER ${user}`), "+OK send PASS");
+        const t0 = Date.now();
+        assert.equal(await client.command("PASS nope"), "-ERR [AUTH] invalid user name or password");
+        const took = Date.now() - t0;
+        assert.ok(took >= 390 && took < 550, `${user}: answered after ${took} ms (a delay after the check would be 600)`);
+      }
     } finally {
       await h.close();
     }

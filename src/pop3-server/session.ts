@@ -205,13 +205,14 @@ export class Pop3Session {
     const user = this.givenUser!;
     this.givenUser = null;
     this.state = "authorization";
-    await this.loggedIn(await this.deps.accounts.password(this.peer, user, password), "USER/PASS");
+    const started = Date.now();
+    await this.loggedIn(await this.deps.accounts.password(this.peer, user, password), "USER/PASS", started);
   }
 
   async apop(name: string, digest: string): Promise<void> {
     this.givenUser = null;
     this.state = "authorization";
-    await this.loggedIn(this.deps.accounts.apop(this.peer, name, this.timestamp, digest), "APOP");
+    await this.loggedIn(this.deps.accounts.apop(this.peer, name, this.timestamp, digest), "APOP", Date.now());
   }
 
   /** RFC 5034 AUTH; PLAIN only, so clients that prefer SASL (curl) do not fall back on APOP. */
@@ -233,27 +234,31 @@ export class Pop3Session {
     }
     if (response === "*") return this.err("authentication cancelled");
     const credentials = decodePlain(response);
-    if (!credentials) return this.authFailed({ kind: "failed", user: "(malformed)" }, "AUTH PLAIN");
-    await this.loggedIn(await this.deps.accounts.password(this.peer, credentials.user, credentials.password), "AUTH PLAIN");
+    const started = Date.now();
+    if (!credentials) return this.authFailed({ kind: "failed", user: "(malformed)" }, "AUTH PLAIN", started);
+    await this.loggedIn(await this.deps.accounts.password(this.peer, credentials.user, credentials.password), "AUTH PLAIN", started);
   }
 
-  private async loggedIn(r: LoginResult, method: string): Promise<void> {
+  /** started: when the check began; a failure is answered authFailureDelayMs after it (as SMTP AUTH). */
+  private async loggedIn(r: LoginResult, method: string, started: number): Promise<void> {
     if (r.kind === "ok") return this.enter(r.user);
-    await this.authFailed(r, method);
+    await this.authFailed(r, method, started);
   }
 
   /**
    * A refused login. RFC 3206: [AUTH] says the credentials are wrong; a throttled or busy login was
    * never checked, so it gets [SYS/TEMP] ("try again later"): a client must not ask for a new password.
    */
-  private async authFailed(r: Exclude<LoginResult, { kind: "ok" }>, method: string): Promise<void> {
+  private async authFailed(r: Exclude<LoginResult, { kind: "ok" }>, method: string, started: number): Promise<void> {
     const { user } = r;
     this.failures++;
     const refused = r.kind === "throttled" ? `throttled-${r.scope}` : r.kind;
     this.deps.log.warn({ peer: this.peer, user, method, result: refused, failures: this.failures }, "pop3 authentication failed");
-    if (this.opts.authFailureDelayMs > 0) {
+    // Measured from the start of the check, so the reply time does not depend on the account.
+    const delay = this.opts.authFailureDelayMs - (Date.now() - started);
+    if (delay > 0) {
       this.replies.flush();
-      await new Promise((resolve) => setTimeout(resolve, this.opts.authFailureDelayMs));
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
     const text =
       r.kind === "failed" ? "[AUTH] invalid user name or password"
