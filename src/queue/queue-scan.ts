@@ -1,0 +1,65 @@
+// Reads the queue at start and whenever the runner asks: every committed entry (envelopes/<id>.json
+// with its messages/<id>.eml) with each recipient's current state from QueueState, which entries have
+// work due, and which are finished (every recipient delivered or failed) and can be removed. Removal
+// takes the envelope first (an .eml without envelope is swept by startup recovery), then the message,
+// then the state rows, so a crash at any point leaves nothing that would be delivered again.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fsyncDir } from "../mailbox/maildir.js";
+import type { QueueEnvelope } from "./queue-entry.js";
+import { isFinal, type QueueState, type RecipientStatus } from "./queue-state.js";
+
+export interface QueuedMessage {
+  readonly envelope: QueueEnvelope;
+  readonly messagePath: string;
+  readonly recipients: readonly RecipientStatus[];
+}
+
+/** Every committed queue entry, oldest first; envelopes that do not parse are reported, not thrown. */
+export async function scanQueue(queueDir: string, state: QueueState, onBad: (file: string, err: unknown) => void = () => undefined): Promise<QueuedMessage[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(path.join(queueDir, "envelopes"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const out: QueuedMessage[] = [];
+  for (const name of names) {
+    if (!name.endsWith(".json")) continue;
+    const file = path.join(queueDir, "envelopes", name);
+    try {
+      const envelope = JSON.parse(await fs.readFile(file, "utf8")) as QueueEnvelope;
+      if (envelope.version !== 2 || `${envelope.id}.json` !== name) throw new Error(`not a version 2 envelope for ${name}`);
+      out.push({ envelope, messagePath: path.join(queueDir, "messages", `${envelope.id}.eml`), recipients: state.status(envelope) });
+    } catch (err) {
+      onBad(file, err);
+    }
+  }
+  return out.sort((a, b) => a.envelope.received.localeCompare(b.envelope.received) || a.envelope.id.localeCompare(b.envelope.id));
+}
+
+/** Recipients whose next attempt is due at `now`. */
+export function dueRecipients(m: QueuedMessage, now: number): RecipientStatus[] {
+  return m.recipients.filter((r) => !isFinal(r) && r.nextAttempt !== null && r.nextAttempt <= now);
+}
+
+export function isFinished(m: QueuedMessage): boolean {
+  return m.recipients.every(isFinal);
+}
+
+/**
+ * Removes a finished entry: the envelope (and its folder fsync'd: once the rows are gone, a
+ * resurrected envelope would look like a new message and be sent again), the message, then the rows.
+ */
+export async function removeEntry(queueDir: string, state: QueueState, id: string): Promise<void> {
+  for (const [folder, file] of [["envelopes", `${id}.json`], ["messages", `${id}.eml`]] as const) {
+    try {
+      await fs.unlink(path.join(queueDir, folder, file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    if (folder === "envelopes") await fsyncDir(path.join(queueDir, folder));
+  }
+  state.forget(id);
+}
