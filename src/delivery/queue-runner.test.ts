@@ -1,0 +1,164 @@
+// Unit tests of the queue runner with a fake router and transport over entries the real spool wrote:
+// host and address fallback, per-recipient results, retries by the schedule, expiry, routing verdicts,
+// removal of finished entries, one domain at a time (ETRN, queue flush), and the delivery log lines.
+import { afterEach, beforeEach, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { Writable } from "node:stream";
+import { reply, type Reply } from "../core/reply.js";
+import { silentLogger } from "../core/log.js";
+import { scanQueue } from "../queue/queue-scan.js";
+import { QueueState } from "../queue/queue-state.js";
+import { Spool } from "../spool/spool.js";
+import { QueueRunner, type AttemptResult, type Destination } from "./queue-runner.js";
+
+let dataDir: string;
+let queueDir: string;
+let state: QueueState;
+beforeEach(() => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-runner-"));
+  queueDir = path.join(dataDir, "queue");
+  state = new QueueState(queueDir);
+});
+afterEach(() => {
+  state.close();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function queue(id: string, remote: string[], receivedAt: Date): Promise<void> {
+  const msg = await new Spool(dataDir, silentLogger()).open({
+    id,
+    sender: "alice@localhost",
+    recipients: remote.map((r) => ({ address: r, route: { local: [], remote: [r] } })),
+    helo: "client.test",
+    peerAddress: "127.0.0.1",
+    hostname: "mx.test",
+    protocol: "ESMTPSA",
+    receivedAt,
+  });
+  await msg.write([Buffer.from("Subject: queued\r\n\r\nbody\r\n")]);
+  await msg.commit();
+}
+
+interface Call {
+  readonly target: string;
+  readonly id: string;
+  readonly recipients: readonly string[];
+}
+
+function setup(routes: Record<string, Destination>, answer: (target: string, rcpts: readonly string[]) => AttemptResult, clock: { now: number }) {
+  const calls: Call[] = [];
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: "info" }, new Writable({ write: (c, _e, done) => (lines.push(JSON.parse(String(c))), done()) }));
+  const runner = new QueueRunner({
+    queueDir,
+    state,
+    router: { route: async (d) => routes[d] ?? { kind: "bounce", status: "5.1.2", reason: `no such domain ${d}` } },
+    transport: {
+      async attempt(target, m, recipients) {
+        calls.push({ target: `${target.host}[${target.address}]`, id: m.envelope.id, recipients });
+        return answer(`${target.host}[${target.address}]`, recipients);
+      },
+    },
+    retry: { schedule: [60, 600], maxQueueAge: 3600 },
+    log,
+    now: () => clock.now,
+  });
+  return { runner, calls, lines };
+}
+
+const replies = (entries: [string, Reply][]): AttemptResult => ({ kind: "replies", replies: new Map(entries) });
+
+test("hosts in order, every address of a host; the first that answers gives each recipient its result", async () => {
+  const t0 = Date.now();
+  await queue("R1", ["ok@far.test", "later@far.test", "gone@far.test"], new Date(t0));
+  const clock = { now: t0 };
+  const { runner, calls, lines } = setup(
+    { "far.test": { kind: "hosts", hosts: [{ host: "mx1.far.test", addresses: ["::1", "127.0.0.9"] }, { host: "mx2.far.test", addresses: ["127.0.0.10"] }] } },
+    (target) =>
+      target.startsWith("mx1")
+        ? { kind: "unreachable", reason: "connection refused" }
+        : replies([
+            ["ok@far.test", reply(250, "2.0.0", "Ok: queued as 9")],
+            ["later@far.test", reply(451, "4.7.1", "greylisted")],
+            ["gone@far.test", reply(550, "5.1.1", "no such user")],
+          ]),
+    clock,
+  );
+  const summary = await runner.runOnce();
+  assert.deepEqual(calls.map((c) => c.target), ["mx1.far.test[::1]", "mx1.far.test[127.0.0.9]", "mx2.far.test[127.0.0.10]"]);
+  assert.deepEqual(calls[2]!.recipients, ["ok@far.test", "later@far.test", "gone@far.test"], "one transaction for the domain");
+  assert.deepEqual(summary, { attempted: 3, delivered: 1, deferred: 1, failed: 1, removed: 0 });
+  const [m] = await scanQueue(queueDir, state);
+  assert.deepEqual(m!.recipients.map((r) => [r.to, r.state.kind, r.attempts, r.nextAttempt]), [
+    ["ok@far.test", "delivered", 1, null],
+    ["later@far.test", "deferred", 1, t0 + 60_000],
+    ["gone@far.test", "failed", 1, null],
+  ]);
+  const delivery = lines.filter((l) => l.msg === "delivery");
+  assert.deepEqual(delivery.map((l) => [l.to, l.status, l.dsn, l.relay]), [
+    ["ok@far.test", "sent", "2.0.0", "mx2.far.test[127.0.0.10]"],
+    ["later@far.test", "deferred", "4.7.1", "mx2.far.test[127.0.0.10]"],
+    ["gone@far.test", "bounced", "5.1.1", "mx2.far.test[127.0.0.10]"],
+  ]);
+  assert.equal(delivery[2]!.reply, "550 5.1.1 no such user");
+
+  // Not due yet: nothing is tried. At the retry time only the deferred one is, and then the entry goes.
+  clock.now = t0 + 30_000;
+  assert.equal((await runner.runOnce()).attempted, 0);
+  clock.now = t0 + 60_000;
+  const again = setup({ "far.test": { kind: "hosts", hosts: [{ host: "mx2.far.test", addresses: ["127.0.0.10"] }] } }, () => replies([["later@far.test", reply(250, "2.0.0", "Ok")]]), clock);
+  assert.deepEqual(await again.runner.runOnce(), { attempted: 1, delivered: 1, deferred: 0, failed: 0, removed: 1 });
+  assert.deepEqual(again.calls.map((c) => c.recipients), [["later@far.test"]]);
+  assert.deepEqual(await scanQueue(queueDir, state), []);
+  assert.equal(fs.readdirSync(path.join(queueDir, "messages")).length, 0);
+});
+
+test("no host reachable: deferred with the last reason, retried by the schedule, failed once max_queue_age has passed", async () => {
+  const t0 = Date.now();
+  await queue("R2", ["x@down.test"], new Date(t0));
+  const clock = { now: t0 };
+  const { runner } = setup({ "down.test": { kind: "hosts", hosts: [{ host: "mx.down.test", addresses: ["127.0.0.11"] }] } }, () => ({ kind: "unreachable", reason: "timed out" }), clock);
+  await runner.runOnce();
+  let [m] = await scanQueue(queueDir, state);
+  const r = m!.recipients[0]!;
+  assert.equal(r.state.kind, "deferred");
+  assert.match(r.state.kind === "deferred" ? r.state.reply.lines[0]! : "", /connection failed: mx\.down\.test\[127\.0\.0\.11\]: timed out/);
+  assert.equal(r.nextAttempt, t0 + 60_000);
+  clock.now = t0 + 60_000;
+  await runner.runOnce();
+  [m] = await scanQueue(queueDir, state);
+  assert.equal(m!.recipients[0]!.nextAttempt, t0 + 60_000 + 600_000, "the second interval");
+  clock.now = t0 + 3600_000;
+  const s = await runner.runOnce();
+  assert.deepEqual(s, { attempted: 1, delivered: 0, deferred: 0, failed: 1, removed: 1 }, "expired: failed, and the entry removed");
+});
+
+test("routing verdicts: a null MX or NXDOMAIN fails at once, SERVFAIL defers; a domain filter tries only that domain", async () => {
+  const t0 = Date.now();
+  await queue("R3", ["a@nullmx.test", "b@broken.test", "c@nowhere.test", "d@fine.test"], new Date(t0));
+  const clock = { now: t0 };
+  const { runner, calls } = setup(
+    {
+      "nullmx.test": { kind: "bounce", status: "5.1.10", reason: "nullmx.test does not accept mail (null MX)" },
+      "broken.test": { kind: "defer", status: "4.4.3", reason: "DNS SERVFAIL for broken.test" },
+      "fine.test": { kind: "hosts", hosts: [{ host: "mx.fine.test", addresses: ["127.0.0.12"] }] },
+    },
+    () => replies([["d@fine.test", reply(250, "2.0.0", "Ok")]]),
+    clock,
+  );
+  assert.deepEqual(await runner.runOnce("FINE.test"), { attempted: 1, delivered: 1, deferred: 0, failed: 0, removed: 0 });
+  assert.equal(calls.length, 1);
+  await runner.runOnce();
+  const [m] = await scanQueue(queueDir, state);
+  const byTo = new Map(m!.recipients.map((r) => [r.to, r]));
+  assert.equal(byTo.get("a@nullmx.test")!.state.kind, "failed");
+  assert.equal(byTo.get("b@broken.test")!.state.kind, "deferred");
+  assert.equal(byTo.get("c@nowhere.test")!.state.kind, "failed");
+  const a = byTo.get("a@nullmx.test")!.state;
+  assert.deepEqual(a.kind === "failed" && a.reply, reply(550, "5.1.10", "nullmx.test does not accept mail (null MX)"));
+  assert.equal(calls.length, 1, "no transport attempt for routing verdicts");
+});

@@ -1,0 +1,138 @@
+// Works the queue (issue 9): finds recipients whose attempt is due, groups them by domain, asks the
+// router where each domain's mail goes, and tries the hosts in order, every address of a host, until
+// one answers (RFC 5321 §5.1); records each recipient's result durably (queue/queue-state.ts), plans
+// the next attempt of the deferred ones (retry_schedule) or fails them past max_queue_age, and removes
+// entries whose recipients are all final. One log line per recipient and attempt, Postfix-style.
+// Talks to the world only through the Router and Transport interfaces it is given.
+import type { Logger } from "../core/log.js";
+import { reply, replyText, type Reply } from "../core/reply.js";
+import type { RecipientState } from "../queue/queue-entry.js";
+import { dueRecipients, isFinished, removeEntry, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
+import type { AttemptOutcome, QueueState } from "../queue/queue-state.js";
+import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
+
+/** Where a domain's mail goes: hosts to try in order, each with its addresses; or a verdict. */
+export type Destination =
+  | { readonly kind: "hosts"; readonly hosts: readonly { readonly host: string; readonly addresses: readonly string[] }[] }
+  | { readonly kind: "bounce"; readonly status: string; readonly reason: string }
+  | { readonly kind: "defer"; readonly status: string; readonly reason: string };
+
+export interface Router {
+  route(domain: string): Promise<Destination>;
+}
+
+/** What one delivery attempt to one address gave: a reply per recipient, or no session at all. */
+export type AttemptResult =
+  | { readonly kind: "replies"; readonly replies: ReadonlyMap<string, Reply> }
+  | { readonly kind: "unreachable"; readonly reason: string };
+
+export interface Transport {
+  attempt(target: { readonly host: string; readonly address: string }, message: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult>;
+}
+
+export interface RunnerDeps {
+  readonly queueDir: string;
+  readonly state: QueueState;
+  readonly router: Router;
+  readonly transport: Transport;
+  readonly retry: RetryPolicy;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export interface RunSummary {
+  readonly attempted: number;
+  readonly delivered: number;
+  readonly deferred: number;
+  readonly failed: number;
+  readonly removed: number;
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+export class QueueRunner {
+  constructor(private readonly deps: RunnerDeps) {}
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** One pass over the queue: every due recipient gets one attempt (optionally only this domain's). */
+  async runOnce(onlyDomain?: string): Promise<RunSummary> {
+    const { queueDir, state, log } = this.deps;
+    const summary = { attempted: 0, delivered: 0, deferred: 0, failed: 0, removed: 0 };
+    const messages = await scanQueue(queueDir, state, (file, err) => log.error({ file, err }, "queue envelope unreadable; skipped"));
+    for (const m of messages) {
+      const due = dueRecipients(m, this.now()).filter((r) => onlyDomain === undefined || domainOf(r.to) === onlyDomain.toLowerCase());
+      const byDomain = new Map<string, typeof due>();
+      for (const r of due) byDomain.set(domainOf(r.to), [...(byDomain.get(domainOf(r.to)) ?? []), r]);
+      for (const [domain, recipients] of byDomain) {
+        const outcomes = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
+        state.record(outcomes);
+        for (const o of outcomes) {
+          summary.attempted++;
+          if (o.state.kind === "delivered") summary.delivered++;
+          else if (o.state.kind === "failed") summary.failed++;
+          else summary.deferred++;
+        }
+      }
+    }
+    // Entries finished now or by an earlier run (a crash after the last record) go.
+    for (const m of await scanQueue(queueDir, state)) {
+      if (!isFinished(m)) continue;
+      await removeEntry(queueDir, state, m.envelope.id);
+      summary.removed++;
+    }
+    return summary;
+  }
+
+  /** Routes one domain and tries its hosts; returns one outcome per recipient. */
+  private async deliverDomain(m: QueuedMessage, domain: string, recipients: readonly string[], attempts: ReadonlyMap<string, number>): Promise<AttemptOutcome[]> {
+    const started = this.now();
+    const dest = await this.deps.router.route(domain);
+    const finish = (replies: ReadonlyMap<string, Reply>, relay: string) =>
+      recipients.map((to) => this.outcome(m, to, replies.get(to) ?? reply(451, "4.3.0", "no reply for this recipient"), (attempts.get(to) ?? 0) + 1, relay, started));
+    if (dest.kind !== "hosts") {
+      const r = reply(dest.kind === "bounce" ? 550 : 451, dest.status, dest.reason);
+      return finish(new Map(recipients.map((to) => [to, r])), "none");
+    }
+    let last = "no mail host has an address";
+    for (const h of dest.hosts)
+      for (const address of h.addresses) {
+        const result = await this.deps.transport.attempt({ host: h.host, address }, m, recipients);
+        if (result.kind === "replies") return finish(result.replies, `${h.host}[${address}]`);
+        last = `${h.host}[${address}]: ${result.reason}`;
+        this.deps.log.info({ id: m.envelope.id, domain, relay: `${h.host}[${address}]`, reason: result.reason }, "mail host unreachable; trying the next");
+      }
+    const r = reply(451, "4.4.1", `connection failed: ${last}`);
+    return finish(new Map(recipients.map((to) => [to, r])), "none");
+  }
+
+  /** A reply becomes a state: 2xx delivered, 5xx failed, 4xx deferred (or failed when too old). */
+  private outcome(m: QueuedMessage, to: string, r: Reply, attempts: number, relay: string, started: number): AttemptOutcome {
+    const id = m.envelope.id;
+    let state: RecipientState;
+    let next: number | null = null;
+    if (r.code >= 200 && r.code < 300) state = { kind: "delivered", reply: r };
+    else if (r.code >= 500) state = { kind: "failed", reply: r };
+    else {
+      const plan = nextAttempt(this.deps.retry, attempts, Date.parse(m.envelope.received), this.now());
+      // Past max_queue_age the recipient fails with its last reply (RFC 3464: Action failed, the 4.x.x
+      // status the bounce reports as "gave up"), and is not tried again.
+      if (plan.kind === "expired") state = { kind: "failed", reply: r };
+      else {
+        state = { kind: "deferred", reply: r };
+        next = plan.at;
+      }
+    }
+    const status = state.kind === "delivered" ? "sent" : state.kind === "failed" ? "bounced" : "deferred";
+    const delay = ((this.now() - Date.parse(m.envelope.received)) / 1000).toFixed(1);
+    this.deps.log.info(
+      { id, to, relay, delay, attempt_ms: this.now() - started, dsn: r.enhanced ?? `${String(r.code)[0]}.0.0`, status: status === "bounced" && r.code < 500 ? "bounced (expired)" : status, reply: replyText(r) },
+      "delivery",
+    );
+    return { id, to, state, nextAttempt: next };
+  }
+}
