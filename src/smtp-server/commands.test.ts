@@ -26,7 +26,7 @@ test("refusals carry the RFC 5321 codes", () => {
 
 test("junk commands are the ones that cannot lead to a delivery, EHLO and HELO included", () => {
   const junk = [...COMMANDS.values()].filter((r) => r.junk).map((r) => r.verb).sort();
-  assert.deepEqual(junk, ["AUTH", "EHLO", "EXPN", "HELO", "HELP", "NOOP", "RSET", "STARTTLS", "VRFY"]);
+  assert.deepEqual(junk, ["AUTH", "EHLO", "ETRN", "EXPN", "HELO", "HELP", "NOOP", "RSET", "STARTTLS", "VRFY"]);
 });
 
 test("HTTP verbs and header-like lines are not SMTP; commands are", () => {

@@ -52,6 +52,8 @@ const rows: CommandRow[] = [
   { verb: "STARTTLS", allowedIn: ["init", "idle"], junk: true, refuse: { mail: inTransaction, rcpt: inTransaction, bdat: inTransaction }, run: (s, a) => s.startTls(a) },
   // RFC 4954 §4: AUTH after EHLO and not during a transaction.
   { verb: "AUTH", allowedIn: ["idle"], junk: true, refuse: { init: needEhlo, mail: inTransaction, rcpt: inTransaction, bdat: inTransaction }, run: (s, a) => s.auth(a) },
+  // RFC 1985: ETRN after EHLO, outside a transaction (a queue run for one domain).
+  { verb: "ETRN", allowedIn: ["idle"], junk: true, refuse: { init: needHelo, mail: inTransaction, rcpt: inTransaction, bdat: inTransaction }, run: (s, a) => s.etrn(a) },
   { verb: "RSET", allowedIn: ANY, junk: true, run: (s, a) => s.rset(a) },
   { verb: "NOOP", allowedIn: ANY, junk: true, run: (s) => s.send(reply(250, "2.0.0", "Ok")) },
   { verb: "QUIT", allowedIn: ANY, run: (s) => s.quit() },
@@ -76,7 +78,7 @@ export function commandFor(verb: string, line: string): CommandRow | undefined {
 
 export const HELP_TEXT = [
   "Petrel SMTP commands:",
-  "EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN",
+  "EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY EXPN ETRN",
   "Send mail: EHLO, MAIL FROM:<you>, RCPT TO:<them>, DATA, then the message ending in <CRLF>.<CRLF>",
   "End of HELP info",
 ];

@@ -8,7 +8,7 @@ import { formatAddress, type Address } from "../core/address.js";
 import { reply } from "../core/reply.js";
 import { silentLogger } from "../core/log.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
-import { SmtpSession, type SmtpSessionOptions } from "./session.js";
+import { SmtpSession, type QueueControl, type SmtpSessionOptions } from "./session.js";
 
 const options: SmtpSessionOptions = {
   hostname: "mx.test",
@@ -30,6 +30,7 @@ interface Stored {
 }
 
 interface ConverseOptions extends Partial<SmtpSessionOptions> {
+  queue?: QueueControl;
   readonly firstAlone?: boolean;
 }
 
@@ -72,7 +73,7 @@ async function converse(input: string, opts: ConverseOptions = {}) {
     expn: () => reply(502, "5.5.1", "no"),
   };
   const server = net.createServer((sock) => {
-    void new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1" }).run();
+    void new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1", ...(opts.queue ? { queue: opts.queue } : {}) }).run();
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;
@@ -188,4 +189,35 @@ test("random bytes never crash the session: every line is answered, QUIT still w
 test("a BDAT refused before MAIL still consumes its chunk: the chunk's bytes are never taken for commands", async () => {
   const { replies } = await converse("EHLO c\r\nBDAT 12\r\nNOOP\r\nNOOP\r\nQUIT\r\n");
   assert.deepEqual(replies.slice(1 + EHLO_C.length), ["503 5.5.1 Error: need MAIL command", "221 2.0.0 Bye"]);
+});
+
+test("ETRN (RFC 1985): 253 with the count, 251 when nothing waits, 459 for local domains and #queues, 458 when the queue fails, advertised only with a queue", async () => {
+  const asked: [string, boolean][] = [];
+  const queue: QueueControl = {
+    async flush(domain, subdomains) {
+      asked.push([domain, subdomains]);
+      if (domain === "broken.test") throw new Error("queue unreadable");
+      return domain === "far.test" ? 3 : 0;
+    },
+    isLocalDomain: (d) => d === "local.test",
+  };
+  const { replies } = await converse("EHLO c\r\nETRN far.test\r\nETRN @Far.Test\r\nETRN empty.test\r\nETRN local.test\r\nETRN #q1\r\nETRN broken.test\r\nETRN\r\nETRN bad_name\r\nMAIL FROM:<a@x.test>\r\nETRN far.test\r\nQUIT\r\n", { queue });
+  assert.ok(replies.some((l) => /^250[- ]ETRN$/.test(l)), "advertised in EHLO");
+  assert.deepEqual(replies.slice(-11), [
+    "253 2.0.0 OK, 3 pending messages for node <far.test> started",
+    "253 2.0.0 OK, 3 pending messages for node <far.test> started",
+    "251 2.0.0 OK, no messages waiting for node <empty.test>",
+    "459 4.7.1 <local.test>: mail for this domain is delivered here, not queued",
+    "459 4.7.1 #q1: queue names are not supported",
+    "458 4.3.0 Unable to queue messages for node <broken.test>",
+    "501 5.5.4 Syntax: ETRN domain",
+    "501 5.1.2 Syntax: ETRN domain (a domain name)",
+    "250 2.1.0 Ok",
+    "503 5.5.1 Error: MAIL transaction in progress",
+    "221 2.0.0 Bye",
+  ]);
+  assert.deepEqual(asked, [["far.test", false], ["far.test", true], ["empty.test", false], ["broken.test", false]]);
+  const without = await converse("EHLO c\r\nETRN far.test\r\nQUIT\r\n");
+  assert.ok(!without.replies.some((l) => /^250[- ]ETRN$/.test(l)));
+  assert.ok(without.replies.includes("502 5.5.1 Error: command not implemented"));
 });

@@ -65,6 +65,13 @@ export interface SmtpPolicy {
   expn(arg: string): Reply;
 }
 
+/** The queue, for ETRN (RFC 1985): starts a run for a domain and says how many messages wait for it. */
+export interface QueueControl {
+  /** subdomains: "@example.org" asks for example.org and every name under it. */
+  flush(domain: string, subdomains: boolean): Promise<number>;
+  isLocalDomain(domain: string): boolean;
+}
+
 export interface SmtpAccounts {
   password(peer: string, user: string, password: string): Promise<LoginResult>;
 }
@@ -77,6 +84,8 @@ export interface SmtpSessionDeps {
   readonly options: SmtpSessionOptions;
   readonly policy: SmtpPolicy;
   readonly store: MessageStore;
+  /** The queue for ETRN; without it ETRN is not offered (502). */
+  readonly queue?: QueueControl;
   /** Checks SMTP AUTH credentials (auth/authenticator.ts); without it AUTH is not offered. */
   readonly accounts?: SmtpAccounts;
   readonly log: Logger;
@@ -322,6 +331,7 @@ export class SmtpSession {
     if (this.conn.tlsAvailable && !this.conn.secure) caps.push("STARTTLS");
     if (this.authOffered) caps.push(`AUTH ${SASL_MECHANISMS.join(" ")}`);
     caps.push("8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP");
+    if (this.deps.queue) caps.push("ETRN");
     return caps;
   }
 
@@ -596,6 +606,34 @@ export class SmtpSession {
     this.send(reply(221, "2.0.0", "Bye"));
     this.endReason = "quit";
     this.closed = true;
+  }
+
+  /**
+   * ETRN (RFC 1985 §5): "domain" or "@domain" (with subdomains) starts a queue run for it: 253 with the
+   * number of messages waiting, 251 when none wait; "#queue" names and local domains get 459; a queue
+   * that cannot be read 458.
+   */
+  async etrn(arg: string): Promise<void> {
+    const queue = this.deps.queue;
+    if (!queue) return this.error(reply(502, "5.5.1", "Error: command not implemented"));
+    const target = arg.trim();
+    if (target === "") return this.error(reply(501, "5.5.4", "Syntax: ETRN domain"));
+    if (target.startsWith("#")) return this.send(reply(459, "4.7.1", `${printable(target, 64)}: queue names are not supported`));
+    const subdomains = target.startsWith("@");
+    const domain = (subdomains ? target.slice(1) : target).toLowerCase();
+    if (!/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/.test(domain) || domain.length > 253)
+      return this.error(reply(501, "5.1.2", "Syntax: ETRN domain (a domain name)"));
+    if (queue.isLocalDomain(domain)) return this.send(reply(459, "4.7.1", `<${domain}>: mail for this domain is delivered here, not queued`));
+    let waiting: number;
+    try {
+      waiting = await queue.flush(domain, subdomains);
+    } catch (err) {
+      this.deps.log.error({ err, domain }, "ETRN: cannot start a queue run");
+      return this.send(reply(458, "4.3.0", `Unable to queue messages for node <${domain}>`));
+    }
+    this.deps.log.info({ peer: this.peer, domain, subdomains, waiting }, "ETRN");
+    if (waiting === 0) return this.send(reply(251, "2.0.0", `OK, no messages waiting for node <${domain}>`));
+    this.send(reply(253, "2.0.0", `OK, ${waiting} pending messages for node <${domain}> started`));
   }
 
   /** An HTTP request or header line sent to the SMTP port: 221 2.7.0 and close (logged). */
