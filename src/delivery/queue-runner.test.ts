@@ -162,3 +162,24 @@ test("routing verdicts: a null MX or NXDOMAIN fails at once, SERVFAIL defers; a 
   assert.deepEqual(a.kind === "failed" && a.reply, reply(550, "5.1.10", "nullmx.test does not accept mail (null MX)"));
   assert.equal(calls.length, 1, "no transport attempt for routing verdicts");
 });
+
+test("nextDue is the earliest planned attempt; waitingFor counts messages for a domain (and its subdomains)", async () => {
+  const t0 = Date.now();
+  await queue("R4", ["a@far.test", "b@mx.far.test"], new Date(t0));
+  await queue("R5", ["c@other.test"], new Date(t0 + 5));
+  const clock = { now: t0 };
+  const { runner } = setup({}, () => ({ kind: "unreachable", reason: "x" }), clock);
+  assert.equal(await runner.nextDue(), t0);
+  assert.equal(await runner.waitingFor("far.test", false), 1);
+  assert.equal(await runner.waitingFor("FAR.test", true), 1);
+  assert.equal(await runner.waitingFor("mx.far.test", false), 1);
+  assert.equal(await runner.waitingFor("other.test", false), 1);
+  assert.equal(await runner.waitingFor("none.test", true), 0);
+  state.record([{ id: "R5", to: "c@other.test", state: { kind: "deferred", reply: reply(451, "4.0.0", "later") }, nextAttempt: t0 + 9_000 }]);
+  state.record([
+    { id: "R4", to: "a@far.test", state: { kind: "delivered", reply: reply(250, "2.0.0", "Ok") }, nextAttempt: null },
+    { id: "R4", to: "b@mx.far.test", state: { kind: "failed", reply: reply(550, "5.0.0", "no") }, nextAttempt: null },
+  ]);
+  assert.equal(await runner.nextDue(), t0 + 9_000);
+  assert.equal(await runner.waitingFor("far.test", true), 0);
+});

@@ -8,7 +8,7 @@ import type { Logger } from "../core/log.js";
 import { reply, replyText, type Reply } from "../core/reply.js";
 import type { RecipientState } from "../queue/queue-entry.js";
 import { dueRecipients, isFinished, removeEntry, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
-import type { AttemptOutcome, QueueState } from "../queue/queue-state.js";
+import { isFinal, type AttemptOutcome, type QueueState } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
 /** Where a domain's mail goes: hosts to try in order, each with its addresses; or a verdict. */
@@ -86,6 +86,21 @@ export class QueueRunner {
       summary.removed++;
     }
     return summary;
+  }
+
+  /** Epoch ms of the earliest planned attempt of any recipient, or null when the queue is empty. */
+  async nextDue(): Promise<number | null> {
+    let due: number | null = null;
+    for (const m of await scanQueue(this.deps.queueDir, this.deps.state))
+      for (const r of m.recipients) if (!isFinal(r) && r.nextAttempt !== null && (due === null || r.nextAttempt < due)) due = r.nextAttempt;
+    return due;
+  }
+
+  /** Messages with recipients still to deliver at this domain (or under it), for ETRN's count. */
+  async waitingFor(domain: string, subdomains: boolean): Promise<number> {
+    const d = domain.toLowerCase();
+    const matches = (to: string) => domainOf(to) === d || (subdomains && domainOf(to).endsWith(`.${d}`));
+    return (await scanQueue(this.deps.queueDir, this.deps.state)).filter((m) => m.recipients.some((r) => !isFinal(r) && matches(r.to))).length;
   }
 
   /** Routes one domain and tries its hosts; returns one outcome per recipient. */
