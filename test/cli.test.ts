@@ -502,6 +502,10 @@ test("config validation: names, addresses, files, timers, listeners", async (t) 
   await invalid('hostname = "mx .example.com"\n', /hostname: expected a host name/);
   await invalid('[limits]\nper_ip_exceptions = ["10.0.0.0/33"]\n', /limits\.per_ip_exceptions\.0: expected an IP address or network like/);
   await invalid('[smtp]\nauth_without_tls = "always"\n', /smtp\.auth_without_tls/);
+  await invalid('[delivery]\nsmarthost_username = "u"\nsmarthost_password = "p"\nsmarthost_password_file = "/etc/hostname"\n', /delivery\.smarthost_password and delivery\.smarthost_password_file: give one of them, not both/);
+  await invalid('[delivery]\nsmarthost_username = "u"\nsmarthost_password_file = "/nonexistent/pw"\n', /delivery\.smarthost_password_file: cannot read \/nonexistent\/pw: ENOENT/);
+  await invalid('[delivery]\nsmarthost_password = "p"\n', /delivery\.smarthost_username: needed with a smarthost password/);
+  await invalid('[delivery]\nrequire_tls_domains = ["not a domain"]\n', /delivery\.require_tls_domains\.0: expected a domain name/);
   await invalid('[pop3]\nplaintext_login = "sometimes"\n', /pop3\.plaintext_login/);
   await invalid(`hostname = "${"a".repeat(64)}.example.com"\n`, /hostname: labels \(between dots\) are at most 63 characters/);
   await invalid(`hostname = "${"abcdefghi.".repeat(26)}com"\n`, /hostname: at most 253 characters/);

@@ -79,7 +79,20 @@ export function validateConfig(raw: unknown, source: string | null, origin: Conf
     }
   }
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw invalid("tls.cert and tls.key go together: give both or neither");
-  return { ...cfg, tls, data_dir: path.resolve(base, cfg.data_dir), source, origin };
+  const delivery = { ...cfg.delivery };
+  if (delivery.smarthost_password !== undefined && delivery.smarthost_password_file !== undefined)
+    throw invalid("delivery.smarthost_password and delivery.smarthost_password_file: give one of them, not both");
+  if (delivery.smarthost_password_file !== undefined) {
+    delivery.smarthost_password_file = path.resolve(base, delivery.smarthost_password_file);
+    try {
+      fs.accessSync(delivery.smarthost_password_file, fs.constants.R_OK);
+    } catch (err) {
+      throw invalid(`delivery.smarthost_password_file: cannot read ${delivery.smarthost_password_file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  if ((delivery.smarthost_password !== undefined || delivery.smarthost_password_file !== undefined) && delivery.smarthost_username === undefined)
+    throw invalid("delivery.smarthost_username: needed with a smarthost password");
+  return { ...cfg, tls, delivery, data_dir: path.resolve(base, cfg.data_dir), source, origin };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

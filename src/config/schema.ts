@@ -164,6 +164,20 @@ export const configSchema = z.strictObject({
       mx_port: z.number().int().min(1).max(65535).default(25),
       retry_schedule: z.array(timerSeconds.positive()).min(1).default([300, 900, 1800, 3600, 7200, 14400]),
       max_queue_age: seconds.positive().default(5 * 24 * 3600),
+      /** A file holding the smarthost password (first line), instead of smarthost_password in the config. */
+      smarthost_password_file: z.string().min(1).optional(),
+      /** Refuse to send without STARTTLS to every destination (default: opportunistic, unverified). */
+      require_tls: z.boolean().default(false),
+      /** Domains mail to which must go over TLS even when require_tls is off. */
+      require_tls_domains: z.array(mailDomain).default([]),
+      /** Connections to one destination at once. */
+      destination_concurrency: z.number().int().positive().max(1000).default(20),
+      /** Outbound connections at once, all destinations together. */
+      max_concurrency: z.number().int().positive().max(10000).default(100),
+      /** Seconds after which the sender gets a "delayed" notice for a still-deferred recipient; 0 = never (Postfix's default). */
+      delay_warning: seconds.max(...timerCap).default(0),
+      /** Longest time between two looks at the queue, in seconds (new mail is sent at once regardless). */
+      queue_run_interval: timerSeconds.positive().default(60),
     })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
