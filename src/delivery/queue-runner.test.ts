@@ -13,7 +13,7 @@ import { silentLogger } from "../core/log.js";
 import { scanQueue } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
 import { Spool } from "../spool/spool.js";
-import { QueueRunner, type AttemptResult, type Destination } from "./queue-runner.js";
+import { QueueRunner, type AttemptResult, type Bounces, type Destination, type FailedRecipient } from "./queue-runner.js";
 
 let dataDir: string;
 let queueDir: string;
@@ -28,10 +28,10 @@ afterEach(() => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function queue(id: string, remote: string[], receivedAt: Date): Promise<void> {
+async function queue(id: string, remote: string[], receivedAt: Date, sender = "alice@localhost"): Promise<void> {
   const msg = await new Spool(dataDir, silentLogger()).open({
     id,
-    sender: "alice@localhost",
+    sender,
     recipients: remote.map((r) => ({ address: r, route: { local: [], remote: [r] } })),
     helo: "client.test",
     peerAddress: "127.0.0.1",
@@ -49,7 +49,7 @@ interface Call {
   readonly recipients: readonly string[];
 }
 
-function setup(routes: Record<string, Destination>, answer: (target: string, rcpts: readonly string[]) => AttemptResult, clock: { now: number }) {
+function setup(routes: Record<string, Destination>, answer: (target: string, rcpts: readonly string[]) => AttemptResult, clock: { now: number }, bounces?: Bounces) {
   const calls: Call[] = [];
   const lines: Record<string, unknown>[] = [];
   const log = pino({ level: "info" }, new Writable({ write: (c, _e, done) => (lines.push(JSON.parse(String(c))), done()) }));
@@ -64,6 +64,7 @@ function setup(routes: Record<string, Destination>, answer: (target: string, rcp
       },
     },
     retry: { schedule: [60, 600], maxQueueAge: 3600 },
+    ...(bounces ? { bounces } : {}),
     log,
     now: () => clock.now,
   });
@@ -182,4 +183,28 @@ test("nextDue is the earliest planned attempt; waitingFor counts messages for a 
   ]);
   assert.equal(await runner.nextDue(), t0 + 9_000);
   assert.equal(await runner.waitingFor("far.test", true), 0);
+});
+
+test("recipients that failed for good are bounced to the sender, with the relay that refused them; never a bounce for a bounce", async () => {
+  const t0 = Date.now();
+  await queue("B1", ["gone@far.test", "ok@far.test", "x@nullmx.test"], new Date(t0));
+  await queue("B2", ["gone@far.test"], new Date(t0), "");
+  const bounced: [string, FailedRecipient[]][] = [];
+  const { runner, lines } = setup(
+    { "far.test": { kind: "hosts", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.13"] }] }, "nullmx.test": { kind: "bounce", status: "5.1.10", reason: "null MX" } },
+    (_t, rcpts) => replies(rcpts.map((r) => [r, r.startsWith("gone") ? reply(550, "5.1.1", "no such user") : reply(250, "2.0.0", "Ok")])),
+    { now: t0 },
+    { bounce: async (m, failed) => void bounced.push([m.envelope.id, [...failed]]) },
+  );
+  await runner.runOnce();
+  assert.deepEqual(bounced, [
+    [
+      "B1",
+      [
+        { to: "gone@far.test", reply: reply(550, "5.1.1", "no such user"), relay: "mx.far.test[127.0.0.13]" },
+        { to: "x@nullmx.test", reply: reply(550, "5.1.10", "null MX"), relay: "none" },
+      ],
+    ],
+  ]);
+  assert.ok(lines.some((l) => l.msg === "undeliverable mail from the null sender dropped: no bounce for a bounce" && l.id === "B2"));
 });

@@ -30,12 +30,27 @@ export interface Transport {
   attempt(target: { readonly host: string; readonly address: string }, message: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult>;
 }
 
+/** A recipient that failed for good in this run, for the sender's bounce (RFC 3464). */
+export interface FailedRecipient {
+  readonly to: string;
+  readonly reply: Reply;
+  /** The host whose reply it is ("mx.example.org[192.0.2.1]"), or "none" for a routing verdict. */
+  readonly relay: string;
+}
+
+/** Sends the bounce for recipients that failed (the sender is not the null sender). */
+export interface Bounces {
+  bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void>;
+}
+
 export interface RunnerDeps {
   readonly queueDir: string;
   readonly state: QueueState;
   readonly router: Router;
   readonly transport: Transport;
   readonly retry: RetryPolicy;
+  /** Without it, failures are only logged (tests; the wiring always gives one). */
+  readonly bounces?: Bounces;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -68,16 +83,20 @@ export class QueueRunner {
       const due = dueRecipients(m, this.now()).filter((r) => onlyDomain === undefined || domainOf(r.to) === onlyDomain.toLowerCase());
       const byDomain = new Map<string, typeof due>();
       for (const r of due) byDomain.set(domainOf(r.to), [...(byDomain.get(domainOf(r.to)) ?? []), r]);
+      const failed: FailedRecipient[] = [];
       for (const [domain, recipients] of byDomain) {
-        const outcomes = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
+        const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
         state.record(outcomes);
         for (const o of outcomes) {
           summary.attempted++;
           if (o.state.kind === "delivered") summary.delivered++;
-          else if (o.state.kind === "failed") summary.failed++;
-          else summary.deferred++;
+          else if (o.state.kind === "failed") {
+            summary.failed++;
+            failed.push({ to: o.to, reply: o.state.reply, relay });
+          } else summary.deferred++;
         }
       }
+      if (failed.length) await this.bounce(m, failed);
     }
     // Entries finished now or by an earlier run (a crash after the last record) go.
     for (const m of await scanQueue(queueDir, state)) {
@@ -103,12 +122,31 @@ export class QueueRunner {
     return (await scanQueue(this.deps.queueDir, this.deps.state)).filter((m) => m.recipients.some((r) => !isFinal(r) && matches(r.to))).length;
   }
 
-  /** Routes one domain and tries its hosts; returns one outcome per recipient. */
-  private async deliverDomain(m: QueuedMessage, domain: string, recipients: readonly string[], attempts: ReadonlyMap<string, number>): Promise<AttemptOutcome[]> {
+  /**
+   * The sender learns of recipients that failed for good. Never a bounce for a bounce (RFC 5321
+   * §4.5.5): a message from the null sender that fails is logged and dropped. The failures are
+   * recorded before this runs, so a crash here loses the bounce, never sends the message twice.
+   */
+  private async bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void> {
+    if (m.envelope.sender === "") {
+      this.deps.log.info({ id: m.envelope.id, failed: failed.map((f) => f.to) }, "undeliverable mail from the null sender dropped: no bounce for a bounce");
+      return;
+    }
+    try {
+      await this.deps.bounces?.bounce(m, failed);
+    } catch (err) {
+      this.deps.log.error({ err, id: m.envelope.id, sender: m.envelope.sender }, "cannot queue the bounce");
+    }
+  }
+
+  /** Routes one domain and tries its hosts; returns one outcome per recipient and who answered. */
+  private async deliverDomain(m: QueuedMessage, domain: string, recipients: readonly string[], attempts: ReadonlyMap<string, number>): Promise<{ outcomes: AttemptOutcome[]; relay: string }> {
     const started = this.now();
     const dest = await this.deps.router.route(domain);
-    const finish = (replies: ReadonlyMap<string, Reply>, relay: string) =>
-      recipients.map((to) => this.outcome(m, to, replies.get(to) ?? reply(451, "4.3.0", "no reply for this recipient"), (attempts.get(to) ?? 0) + 1, relay, started));
+    const finish = (replies: ReadonlyMap<string, Reply>, relay: string) => ({
+      relay,
+      outcomes: recipients.map((to) => this.outcome(m, to, replies.get(to) ?? reply(451, "4.3.0", "no reply for this recipient"), (attempts.get(to) ?? 0) + 1, relay, started)),
+    });
     if (dest.kind !== "hosts") {
       const r = reply(dest.kind === "bounce" ? 550 : 451, dest.status, dest.reason);
       return finish(new Map(recipients.map((to) => [to, r])), "none");
