@@ -78,7 +78,7 @@ test("hosts in order, every address of a host; the first that answers gives each
   await queue("R1", ["ok@far.test", "later@far.test", "gone@far.test"], new Date(t0));
   const clock = { now: t0 };
   const { runner, calls, lines } = setup(
-    { "far.test": { kind: "hosts", hosts: [{ host: "mx1.far.test", addresses: ["::1", "127.0.0.9"] }, { host: "mx2.far.test", addresses: ["127.0.0.10"] }] } },
+    { "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx1.far.test", addresses: ["::1", "127.0.0.9"] }, { host: "mx2.far.test", addresses: ["127.0.0.10"] }] } },
     (target) =>
       target.startsWith("mx1")
         ? { kind: "unreachable", reason: "connection refused" }
@@ -111,7 +111,7 @@ test("hosts in order, every address of a host; the first that answers gives each
   clock.now = t0 + 30_000;
   assert.equal((await runner.runOnce()).attempted, 0);
   clock.now = t0 + 60_000;
-  const again = setup({ "far.test": { kind: "hosts", hosts: [{ host: "mx2.far.test", addresses: ["127.0.0.10"] }] } }, () => replies([["later@far.test", reply(250, "2.0.0", "Ok")]]), clock);
+  const again = setup({ "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx2.far.test", addresses: ["127.0.0.10"] }] } }, () => replies([["later@far.test", reply(250, "2.0.0", "Ok")]]), clock);
   assert.deepEqual(await again.runner.runOnce(), { attempted: 1, delivered: 1, deferred: 0, failed: 0, removed: 1 });
   assert.deepEqual(again.calls.map((c) => c.recipients), [["later@far.test"]]);
   assert.deepEqual(await scanQueue(queueDir, state), []);
@@ -122,7 +122,7 @@ test("no host reachable: deferred with the last reason, retried by the schedule,
   const t0 = Date.now();
   await queue("R2", ["x@down.test"], new Date(t0));
   const clock = { now: t0 };
-  const { runner } = setup({ "down.test": { kind: "hosts", hosts: [{ host: "mx.down.test", addresses: ["127.0.0.11"] }] } }, () => ({ kind: "unreachable", reason: "timed out" }), clock);
+  const { runner } = setup({ "down.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.down.test", addresses: ["127.0.0.11"] }] } }, () => ({ kind: "unreachable", reason: "timed out" }), clock);
   await runner.runOnce();
   let [m] = await scanQueue(queueDir, state);
   const r = m!.recipients[0]!;
@@ -146,7 +146,7 @@ test("routing verdicts: a null MX or NXDOMAIN fails at once, SERVFAIL defers; a 
     {
       "nullmx.test": { kind: "bounce", status: "5.1.10", reason: "nullmx.test does not accept mail (null MX)" },
       "broken.test": { kind: "defer", status: "4.4.3", reason: "DNS SERVFAIL for broken.test" },
-      "fine.test": { kind: "hosts", hosts: [{ host: "mx.fine.test", addresses: ["127.0.0.12"] }] },
+      "fine.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.fine.test", addresses: ["127.0.0.12"] }] },
     },
     () => replies([["d@fine.test", reply(250, "2.0.0", "Ok")]]),
     clock,
@@ -191,7 +191,7 @@ test("recipients that failed for good are bounced to the sender, with the relay 
   await queue("B2", ["gone@far.test"], new Date(t0), "");
   const bounced: [string, FailedRecipient[]][] = [];
   const { runner, lines } = setup(
-    { "far.test": { kind: "hosts", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.13"] }] }, "nullmx.test": { kind: "bounce", status: "5.1.10", reason: "null MX" } },
+    { "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.13"] }] }, "nullmx.test": { kind: "bounce", status: "5.1.10", reason: "null MX" } },
     (_t, rcpts) => replies(rcpts.map((r) => [r, r.startsWith("gone") ? reply(550, "5.1.1", "no such user") : reply(250, "2.0.0", "Ok")])),
     { now: t0 },
     { bounce: async (m, failed) => void bounced.push([m.envelope.id, [...failed]]) },

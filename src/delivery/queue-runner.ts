@@ -11,9 +11,18 @@ import { dueRecipients, isFinished, removeEntry, scanQueue, type QueuedMessage }
 import { isFinal, type AttemptOutcome, type QueueState } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
-/** Where a domain's mail goes: hosts to try in order, each with its addresses; or a verdict. */
+/**
+ * Where a domain's mail goes: hosts to try in order, each with its addresses, on one port and with one
+ * profile ("mx": opportunistic TLS, no AUTH; "smarthost": the configured security and credentials);
+ * or a verdict.
+ */
 export type Destination =
-  | { readonly kind: "hosts"; readonly hosts: readonly { readonly host: string; readonly addresses: readonly string[] }[] }
+  | {
+      readonly kind: "hosts";
+      readonly port: number;
+      readonly profile: "mx" | "smarthost";
+      readonly hosts: readonly { readonly host: string; readonly addresses: readonly string[] }[];
+    }
   | { readonly kind: "bounce"; readonly status: string; readonly reason: string }
   | { readonly kind: "defer"; readonly status: string; readonly reason: string };
 
@@ -26,8 +35,15 @@ export type AttemptResult =
   | { readonly kind: "replies"; readonly replies: ReadonlyMap<string, Reply> }
   | { readonly kind: "unreachable"; readonly reason: string };
 
+export interface Target {
+  readonly host: string;
+  readonly address: string;
+  readonly port: number;
+  readonly profile: "mx" | "smarthost";
+}
+
 export interface Transport {
-  attempt(target: { readonly host: string; readonly address: string }, message: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult>;
+  attempt(target: Target, message: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult>;
 }
 
 /** A recipient that failed for good in this run, for the sender's bounce (RFC 3464). */
@@ -154,7 +170,7 @@ export class QueueRunner {
     let last = "no mail host has an address";
     for (const h of dest.hosts)
       for (const address of h.addresses) {
-        const result = await this.deps.transport.attempt({ host: h.host, address }, m, recipients);
+        const result = await this.deps.transport.attempt({ host: h.host, address, port: dest.port, profile: dest.profile }, m, recipients);
         if (result.kind === "replies") return finish(result.replies, `${h.host}[${address}]`);
         last = `${h.host}[${address}]: ${result.reason}`;
         this.deps.log.info({ id: m.envelope.id, domain, relay: `${h.host}[${address}]`, reason: result.reason }, "mail host unreachable; trying the next");
