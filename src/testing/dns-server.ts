@@ -1,7 +1,7 @@
 // A DNS server on 127.0.0.1 for tests (UDP and TCP on one port, RFC 1035 §4 wire format), answering from
 // a zone given as data, like a recursive resolver would: in-zone CNAME chains followed (§3.6.2), NXDOMAIN
 // for unknown names, forced rcodes, delays for timeouts. Trusts nothing it receives; malformed queries
-// get FORMERR or are dropped. Answers carry TTL 0 so c-ares' query cache never keeps them.
+// get FORMERR or are dropped. Answers carry TTL 0, so no caching resolver in between keeps them.
 import dgram from "node:dgram";
 import net from "node:net";
 
