@@ -313,6 +313,19 @@ test("bad arguments are programming errors", async () => {
   await assert.rejects(collect(bounceMessage(input({ recipients: [] }))), RangeError);
   await assert.rejects(collect(bounceMessage(input({ recipients: [{ ...FAILED, status: "550" }] }))), RangeError);
   await assert.rejects(collect(bounceMessage(input({ boundary: "bad\r\nboundary" }))), RangeError);
+  await assert.rejects(collect(bounceMessage(input({ sender: "" }))), /null sender/);
+});
+
+test("a read error in the original ends the bounce with that error, after the stream is released", async () => {
+  let destroyed = 0;
+  const original = () => {
+    const r = new Readable({ read() { this.push(Buffer.from("Subject: x\n")); this.destroy(new Error("EIO: read failed")); } });
+    r.on("close", () => destroyed++);
+    return r;
+  };
+  await assert.rejects(collect(bounceMessage(input({ original }))), /EIO/);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(destroyed, 1);
 });
 
 test("a default boundary and Message-ID are random and valid", async () => {

@@ -97,6 +97,7 @@ const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 /** Streams the bounce (CRLF line ends) without holding the original in memory. */
 export async function* bounceMessage(input: BounceInput): AsyncGenerator<Buffer> {
   if (input.recipients.length === 0) throw new RangeError("Cannot build a DSN without recipients");
+  if (!shouldBounce(input.sender)) throw new RangeError("Cannot send a DSN to the null sender (never a bounce for a bounce)");
   for (const r of input.recipients) if (!STATUS.test(r.status)) throw new RangeError(`Cannot use status ${r.status} in a DSN`);
   const boundary = input.boundary ?? `${crypto.randomBytes(18).toString("base64url")}.petrel`;
   if (!BOUNDARY.test(boundary)) throw new RangeError(`Cannot use ${JSON.stringify(boundary)} as a MIME boundary`);
