@@ -270,6 +270,9 @@ test("a mixed report is a failure report with one block per recipient; a success
   const p = parse(await collect(bounceMessage(input({ recipients: [FAILED, delayed] }))));
   assert.equal(p.headers.Subject, "Undelivered Mail Returned to Sender");
   assert.deepEqual(p.status!.map((b) => b.Action), [undefined, "failed", "delayed"]);
+  assert.doesNotMatch(p.text, /sent to <Bob@remote\.example>/); // the same address in another case
+  const alias = parse(await collect(bounceMessage(input({ recipients: [{ ...FAILED, originalRecipient: "rfc822;team@example.com" }] }))));
+  assert.match(alias.text.replace(/\s+/g, " "), /Your message to <bob@remote\.example> \(sent to <team@example\.com>\) could not be delivered/);
   const ok = parse(await collect(bounceMessage(input({ recipients: [{ finalRecipient: "c@d.example", action: "relayed", status: "2.0.0" }] }))));
   assert.equal(ok.headers.Subject, "Successful Mail Delivery Report");
   assert.match(ok.text.replace(/\s+/g, " "), /passed on to a mail server that sends no delivery notifications/);

@@ -4,7 +4,9 @@
 // Trusts nothing in the remote replies, addresses or original: header text cannot break out of its
 // field (CR/LF become spaces, other controls "?", long values folded), and the original is read in
 // chunks, twice (a first pass learns whether its part must be declared 8bit or message/global*,
-// RFC 6533), so memory does not grow with the original's size.
+// RFC 6533), so memory does not grow with the original's size; both reads must see the same bytes
+// (queue files never change). Not handled: original lines over 998 octets are passed on as they are
+// (strictly "binary"), and a bounce with 8-bit parts or a UTF-8 To needs 8BITMIME/SMTPUTF8 to go out.
 import crypto from "node:crypto";
 import { isAscii } from "../core/address.js";
 import { headerText, rfc5322Date } from "../spool/trace-headers.js";
@@ -374,7 +376,9 @@ function humanText(input: BounceInput, kind: BounceKind): string {
         : "Your message was delivered as you asked to be told (a delivery notification).",
   );
   for (const r of input.recipients) {
-    const to = `<${fieldText(r.finalRecipient)}>`;
+    // Name the address the sender wrote when an alias or list turned it into another one (Postfix's "expanded from").
+    const wrote = r.originalRecipient?.slice(r.originalRecipient.indexOf(";") + 1).trim();
+    const to = `<${fieldText(r.finalRecipient)}>${wrote && wrote.toLowerCase() !== r.finalRecipient.toLowerCase() ? ` (sent to <${fieldText(wrote)}>)` : ""}`;
     text += "\r\n";
     switch (r.action) {
       case "failed":
