@@ -1,0 +1,85 @@
+// Sends the bounce the queue runner asks for (RFC 3464, bounce-message.ts) back through the spool,
+// the one way in: a local sender gets it in their Maildir, a remote one through the queue, from the
+// null sender (so it can never bounce again, RFC 5321 §4.5.5). The original is streamed from its queue
+// file; a bounce that cannot be stored is logged by the runner and the message's failures stay recorded.
+import fs from "node:fs";
+import { parseAddress } from "../core/address.js";
+import type { Logger } from "../core/log.js";
+import { replyText } from "../core/reply.js";
+import type { QueuedMessage } from "../queue/queue-scan.js";
+import type { Envelope, IncomingMessage } from "../spool/spool.js";
+import { bounceMessage, type BounceRecipient } from "./bounce-message.js";
+import type { Bounces, FailedRecipient } from "./queue-runner.js";
+import type { Route } from "./recipient-resolver.js";
+
+export interface BounceSenderDeps {
+  readonly hostname: string;
+  readonly spool: { open(env: Envelope): Promise<IncomingMessage> };
+  /** Where the sender's address leads (aliases, lists, or off-site): the policy with relay allowed. */
+  readonly routeOf: (address: string) => Route | null;
+  readonly newId: () => string;
+  readonly log: Logger;
+  /** Called once a bounce for an off-site sender is queued (the scheduler sends it at once). */
+  readonly onQueued?: () => void;
+}
+
+/** "mx.far.test[192.0.2.1]" → "mx.far.test"; "none" (a routing verdict) → undefined. */
+function remoteMta(relay: string): string | undefined {
+  if (relay === "none") return undefined;
+  const i = relay.indexOf("[");
+  return i > 0 ? relay.slice(0, i) : relay;
+}
+
+export class BounceSender implements Bounces {
+  constructor(private readonly deps: BounceSenderDeps) {}
+
+  async bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void> {
+    const { envelope } = m;
+    const address = parseAddress(envelope.sender);
+    const route = address ? this.deps.routeOf(envelope.sender) : null;
+    if (!route) {
+      this.deps.log.warn({ id: envelope.id, sender: envelope.sender }, "bounce not sent: the sender's address leads nowhere");
+      return;
+    }
+    const now = new Date();
+    const recipients: BounceRecipient[] = failed.map((f) => ({
+      finalRecipient: f.to,
+      action: "failed",
+      status: f.reply.enhanced ?? (f.reply.code >= 500 ? "5.0.0" : "4.0.0"),
+      ...(remoteMta(f.relay) ? { remoteMta: remoteMta(f.relay)! } : {}),
+      diagnostic: replyText(f.reply),
+      lastAttempt: now,
+    }));
+    const id = this.deps.newId();
+    const msg = await this.deps.spool.open({
+      id,
+      sender: "",
+      recipients: [{ address: envelope.sender, route }],
+      helo: this.deps.hostname,
+      peerAddress: "127.0.0.1",
+      hostname: this.deps.hostname,
+      protocol: "local",
+      receivedAt: now,
+    });
+    try {
+      for await (const piece of bounceMessage({
+        reportingMta: this.deps.hostname,
+        queueId: envelope.id,
+        arrivalDate: new Date(envelope.received),
+        sender: envelope.sender,
+        recipients,
+        ret: "HDRS",
+        original: () => fs.createReadStream(m.messagePath),
+        postmaster: `MAILER-DAEMON@${this.deps.hostname}`,
+        now,
+      }))
+        await msg.write([piece]);
+      await msg.commit();
+    } catch (err) {
+      await msg.abort();
+      throw err;
+    }
+    this.deps.log.info({ id, original: envelope.id, to: envelope.sender, failed: failed.map((f) => f.to) }, "bounce sent to the sender");
+    if (route.remote.length) this.deps.onQueued?.();
+  }
+}
