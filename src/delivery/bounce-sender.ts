@@ -42,8 +42,10 @@ export class BounceSender implements Bounces {
       return;
     }
     const now = new Date();
+    const orcptOf = (to: string) => envelope.recipients.find((r) => r.to === to)?.orcpt;
     const recipients: BounceRecipient[] = failed.map((f) => ({
       finalRecipient: f.to,
+      ...(orcptOf(f.to) ? { originalRecipient: orcptOf(f.to)! } : {}),
       action: "failed",
       status: f.reply.enhanced ?? (f.reply.code >= 500 ? "5.0.0" : "4.0.0"),
       ...(remoteMta(f.relay) ? { remoteMta: remoteMta(f.relay)! } : {}),
@@ -68,7 +70,8 @@ export class BounceSender implements Bounces {
         arrivalDate: new Date(envelope.received),
         sender: envelope.sender,
         recipients,
-        ret: "HDRS",
+        ret: envelope.ret ?? "HDRS",
+        ...(envelope.envid ? { envid: envelope.envid } : {}),
         original: () => fs.createReadStream(m.messagePath),
         postmaster: `MAILER-DAEMON@${this.deps.hostname}`,
         now,

@@ -208,3 +208,32 @@ test("recipients that failed for good are bounced to the sender, with the relay 
   ]);
   assert.ok(lines.some((l) => l.msg === "undeliverable mail from the null sender dropped: no bounce for a bounce" && l.id === "B2"));
 });
+
+test("NOTIFY=NEVER asks for no bounce: such a recipient fails silently, the others are reported", async () => {
+  const t0 = Date.now();
+  const msg = await new Spool(dataDir, silentLogger()).open({
+    id: "N1",
+    sender: "alice@localhost",
+    recipients: [
+      { address: "quiet@far.test", route: { local: [], remote: ["quiet@far.test"] }, dsn: { notify: { kind: "never" } } },
+      { address: "loud@far.test", route: { local: [], remote: ["loud@far.test"] }, dsn: { notify: { kind: "on", events: ["FAILURE"] } } },
+      { address: "delay@far.test", route: { local: [], remote: ["delay@far.test"] }, dsn: { notify: { kind: "on", events: ["DELAY"] } } },
+    ],
+    helo: "client.test",
+    peerAddress: "127.0.0.1",
+    hostname: "mx.test",
+    protocol: "ESMTP",
+    receivedAt: new Date(t0),
+  });
+  await msg.write([Buffer.from("Subject: s\r\n\r\nb\r\n")]);
+  await msg.commit();
+  const bounced: string[] = [];
+  const { runner } = setup(
+    { "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.14"] }] } },
+    (_t, rcpts) => replies(rcpts.map((r) => [r, reply(550, "5.1.1", "no")])),
+    { now: t0 },
+    { bounce: async (_m, failed) => void bounced.push(...failed.map((f) => f.to)) },
+  );
+  await runner.runOnce();
+  assert.deepEqual(bounced, ["loud@far.test"]);
+});

@@ -108,7 +108,9 @@ export class QueueRunner {
           if (o.state.kind === "delivered") summary.delivered++;
           else if (o.state.kind === "failed") {
             summary.failed++;
-            failed.push({ to: o.to, reply: o.state.reply, relay });
+            // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
+            const notify = m.envelope.recipients.find((r) => r.to === o.to)?.notify;
+            if (notify === undefined || notify.split(",").includes("FAILURE")) failed.push({ to: o.to, reply: o.state.reply, relay });
           } else summary.deferred++;
         }
       }

@@ -11,8 +11,19 @@ export type RecipientState =
   | { readonly kind: "deferred"; readonly reply: Reply }
   | { readonly kind: "failed"; readonly reply: Reply };
 
+/** RFC 3461 requests kept with the entry: RET/ENVID for the message, NOTIFY/ORCPT per queued recipient. */
+export interface QueueDsn {
+  readonly ret?: "FULL" | "HDRS";
+  readonly envid?: string;
+  /** Keyed by queued recipient: NOTIFY as "NEVER" or "SUCCESS,FAILURE,DELAY"; ORCPT as "type;address". */
+  readonly recipients: Readonly<Record<string, { readonly notify?: string; readonly orcpt?: string }>>;
+}
+
 export interface QueueRecipient {
   readonly to: string;
+  /** RFC 3461 NOTIFY ("NEVER" or "SUCCESS,FAILURE,DELAY") and ORCPT ("rfc822;x@y"), when requested. */
+  readonly notify?: string;
+  readonly orcpt?: string;
   readonly state: RecipientState;
   readonly attempts: number;
   /** ISO time of the next attempt; null while none is planned. */
@@ -26,15 +37,20 @@ export interface QueueEnvelope {
   readonly sender: string;
   readonly received: string;
   readonly recipients: readonly QueueRecipient[];
+  /** RFC 3461 RET and ENVID, when the client gave them. */
+  readonly ret?: "FULL" | "HDRS";
+  readonly envid?: string;
 }
 
-export function queueEnvelope(id: string, sender: string, receivedAt: Date, recipients: readonly string[]): QueueEnvelope {
+export function queueEnvelope(id: string, sender: string, receivedAt: Date, recipients: readonly string[], dsn?: QueueDsn): QueueEnvelope {
   return {
     version: 2,
     id,
     sender,
     received: receivedAt.toISOString(),
-    recipients: recipients.map((to) => ({ to, state: { kind: "scheduled" }, attempts: 0, next_attempt: receivedAt.toISOString() })),
+    ...(dsn?.ret ? { ret: dsn.ret } : {}),
+    ...(dsn?.envid ? { envid: dsn.envid } : {}),
+    recipients: recipients.map((to) => ({ to, ...(dsn?.recipients[to] ?? {}), state: { kind: "scheduled" }, attempts: 0, next_attempt: receivedAt.toISOString() })),
   };
 }
 

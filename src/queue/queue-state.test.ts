@@ -110,3 +110,35 @@ test("state.db and its WAL are private (0600)", () => {
   for (const f of ["state.db", "state.db-wal"]) assert.equal(fs.statSync(path.join(queueDir, f)).mode & 0o777, 0o600, f);
   state.close();
 });
+
+test("DSN requests reach the queue entry: RET/ENVID, NOTIFY per recipient, ORCPT (the RCPT address when an alias expanded it)", async () => {
+  const msg = await new Spool(dataDir, silentLogger()).open({
+    id: "D1",
+    sender: "alice@localhost",
+    recipients: [
+      { address: "x@far.test", route: { local: [], remote: ["x@far.test"] }, dsn: { notify: { kind: "never" } } },
+      { address: "team@localhost", route: { local: [], remote: ["y@far.test", "z@far.test"] } },
+      { address: "w@far.test", route: { local: [], remote: ["w@far.test"] }, dsn: { orcpt: { addrType: "rfc822", address: "W@far.test" } } },
+    ],
+    helo: "client.test",
+    peerAddress: "127.0.0.1",
+    hostname: "mx.test",
+    protocol: "ESMTP",
+    receivedAt: new Date(),
+    dsn: { ret: "FULL", envid: "E-1" },
+  });
+  await msg.write([Buffer.from("Subject: s\r\n\r\nb\r\n")]);
+  await msg.commit();
+  const env = JSON.parse(fs.readFileSync(path.join(queueDir, "envelopes", "D1.json"), "utf8"));
+  assert.equal(env.ret, "FULL");
+  assert.equal(env.envid, "E-1");
+  assert.deepEqual(
+    env.recipients.map((r: { to: string; notify?: string; orcpt?: string }) => [r.to, r.notify, r.orcpt]),
+    [
+      ["x@far.test", "NEVER", undefined],
+      ["y@far.test", undefined, "rfc822;team@localhost"],
+      ["z@far.test", undefined, "rfc822;team@localhost"],
+      ["w@far.test", undefined, "rfc822;W@far.test"],
+    ],
+  );
+});

@@ -50,6 +50,7 @@ export function parseMailArgs(arg: string, prefix: "FROM:" | "TO:"): MailArgs | 
   return { path, params };
 }
 
-export function isReply(x: MailArgs | Reply): x is Reply {
+/** True when a parser returned a refusal instead of its value. */
+export function isReply<T extends object>(x: T | Reply): x is Reply {
   return (x as Reply).code !== undefined;
 }

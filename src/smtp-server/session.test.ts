@@ -40,6 +40,7 @@ const ehloReply = (name: string) => [
   "250-PIPELINING",
   "250-SIZE 1000",
   "250-8BITMIME",
+  "250-DSN",
   "250-ENHANCEDSTATUSCODES",
   "250-SMTPUTF8",
   "250-CHUNKING",
@@ -220,4 +221,24 @@ test("ETRN (RFC 1985): 253 with the count, 251 when nothing waits, 459 for local
   const without = await converse("EHLO c\r\nETRN far.test\r\nQUIT\r\n");
   assert.ok(!without.replies.some((l) => /^250[- ]ETRN$/.test(l)));
   assert.ok(without.replies.includes("502 5.5.1 Error: command not implemented"));
+});
+
+test("DSN (RFC 3461): RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT reach the envelope; bad values are 501 5.5.4", async () => {
+  const { replies, stored } = await converse(
+    "EHLO c\r\nMAIL FROM:<a@x.test> RET=HDRS ENVID=QQ+2B1\r\nRCPT TO:<b@local.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;b+40local.test\r\n" +
+      "RCPT TO:<c@local.test> NOTIFY=NEVER,SUCCESS\r\nRCPT TO:<d@local.test> BOGUS=1\r\nDATA\r\nSubject: s\r\n\r\nx\r\n.\r\nMAIL FROM:<a@x.test> RET=ALL\r\nQUIT\r\n",
+  );
+  assert.deepEqual(replies.slice(-8), [
+    "250 2.1.0 Ok",
+    "250 2.1.5 Ok",
+    "501 5.5.4 Bad NOTIFY parameter: use NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461)",
+    "555 5.5.4 Unsupported option: BOGUS",
+    "354 End data with <CR><LF>.<CR><LF>",
+    "250 2.0.0 Ok: queued as ID1",
+    "501 5.5.4 Bad RET parameter: use RET=FULL or RET=HDRS (RFC 3461)",
+    "221 2.0.0 Bye",
+  ]);
+  const env = stored[0]!.env;
+  assert.deepEqual(env.dsn, { ret: "HDRS", envid: "QQ+1" });
+  assert.deepEqual(env.recipients[0]!.dsn, { notify: { kind: "on", events: ["FAILURE", "DELAY"] }, orcpt: { addrType: "rfc822", address: "b@local.test" } });
 });

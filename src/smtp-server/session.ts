@@ -21,6 +21,7 @@ import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
 import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
+import { parseMailDsnParams, parseRcptDsnParams } from "./dsn-params.js";
 import { saslDialogue } from "./sasl-dialogue.js";
 import { Transaction } from "./transaction.js";
 
@@ -330,7 +331,7 @@ export class SmtpSession {
     const caps = ["PIPELINING", `SIZE ${this.opts.maxMessageSize}`];
     if (this.conn.tlsAvailable && !this.conn.secure) caps.push("STARTTLS");
     if (this.authOffered) caps.push(`AUTH ${SASL_MECHANISMS.join(" ")}`);
-    caps.push("8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP");
+    caps.push("8BITMIME", "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP");
     if (this.deps.queue) caps.push("ETRN");
     return caps;
   }
@@ -437,7 +438,11 @@ export class SmtpSession {
     const refuse = (r: Reply) => this.refuseMail(r, parsed.path);
     let size: number | null = null;
     let utf8 = false;
+    // RFC 3461 §4.3/4.4: RET and ENVID (checked by dsn-params.ts), the rest below.
+    const dsn = parseMailDsnParams(parsed.params);
+    if (isReply(dsn)) return refuse(dsn);
     for (const [key, value] of parsed.params) {
+      if (key === "RET" || key === "ENVID") continue;
       if (key === "SIZE") {
         if (value === null || !/^\d{1,20}$/.test(value)) return refuse(reply(501, "5.5.4", "Bad SIZE parameter"));
         size = Number(value);
@@ -461,6 +466,7 @@ export class SmtpSession {
     if (user !== null && (this.opts.senderCheck ?? true) && this.deps.policy.senderAllowed && !this.deps.policy.senderAllowed(user, sender))
       return refuse(reply(553, "5.7.1", `<${printable(sender)}>: Sender address rejected: not owned by user ${user}`));
     this.transaction = new Transaction(this.deps.newId(), sender, size, utf8);
+    if (dsn.ret || dsn.envid) this.transaction.dsn = dsn;
     // The junk count is not reset here (a MAIL/RSET loop would never end): only a delivery resets it.
     this.send(reply(250, "2.1.0", "Ok"));
   }
@@ -474,7 +480,11 @@ export class SmtpSession {
       t.attempts.push({ to: given, reply: r });
       this.error(r);
     };
-    if (parsed.params.size) return fail(reply(555, "5.5.4", `Unsupported option: ${printable([...parsed.params.keys()][0]!)}`));
+    // RFC 3461 §4.1/4.2: NOTIFY and ORCPT; any other parameter is unknown.
+    const unknown = [...parsed.params.keys()].find((k) => k !== "NOTIFY" && k !== "ORCPT");
+    if (unknown !== undefined) return fail(reply(555, "5.5.4", `Unsupported option: ${printable(unknown)}`));
+    const dsn = parseRcptDsnParams(parsed.params);
+    if (isReply(dsn)) return fail(dsn);
     let address: Address | null;
     if (given.toLowerCase() === "postmaster") address = { local: "postmaster", domain: this.opts.postmasterDomain };
     else {
@@ -503,7 +513,7 @@ export class SmtpSession {
       if (this.overJunkLimit()) return; // like the 452 above: not an error, but not endless either
       return this.send(r);
     }
-    t.recipients.push({ address: formatAddress(address), route: decision.route });
+    t.recipients.push({ address: formatAddress(address), route: decision.route, ...(dsn.notify || dsn.orcpt ? { dsn } : {}) });
     t.attempts.push({ to: given, reply: decision.reply });
     this.send(decision.reply);
   }
@@ -689,6 +699,7 @@ export class SmtpSession {
         hostname: this.opts.hostname,
         protocol: this.protocol(),
         source: this.conn.info.auth !== null ? "submission" : "smtp",
+        ...(t.dsn ? { dsn: t.dsn } : {}),
         tls: this.conn.info.tls,
         authUser: this.opts.receivedAuthUser ? this.conn.info.auth : null,
         receivedAt: new Date(),

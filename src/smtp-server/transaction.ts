@@ -3,6 +3,7 @@
 import type { Reply } from "../core/reply.js";
 import type { ExpandedRecipients } from "../delivery/expanded-recipients.js";
 import type { AcceptedRecipient, IncomingMessage } from "../spool/spool.js";
+import type { MailDsnParams } from "./dsn-params.js";
 import { DecisionCache } from "./recipient-policy.js";
 
 export interface RecipientAttempt {
@@ -18,6 +19,8 @@ export class Transaction {
   bdat: { message: IncomingMessage | null; size: number; failed: Reply | null } | null = null;
   /** Policy decisions by address: each address is resolved (and a list expanded) once per message. */
   readonly decisions = new DecisionCache();
+  /** RFC 3461 RET and ENVID from MAIL, when given. */
+  dsn: MailDsnParams | null = null;
   /** Created at the first accepted RCPT. */
   expanded: ExpandedRecipients | null = null;
 

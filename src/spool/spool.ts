@@ -29,7 +29,8 @@ import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
 import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
 import { committedTmpName, ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName, writeFileSynced } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
-import { QUEUE_FOLDERS, queueEnvelope, queuePaths } from "../queue/queue-entry.js";
+import { QUEUE_FOLDERS, queueEnvelope, queuePaths, type QueueDsn } from "../queue/queue-entry.js";
+import type { MailDsnParams, RcptDsnParams } from "../smtp-server/dsn-params.js";
 import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
 import { fault } from "./fault-injection.js";
@@ -40,6 +41,8 @@ export interface AcceptedRecipient {
   /** The address as the client gave it in RCPT TO. */
   readonly address: string;
   readonly route: Route;
+  /** RFC 3461 NOTIFY and ORCPT from RCPT, when given. */
+  readonly dsn?: RcptDsnParams;
 }
 
 export interface Envelope extends TraceInfo {
@@ -48,6 +51,8 @@ export interface Envelope extends TraceInfo {
    * Message-ID when it lacks them; "smtp" (another server relaying) is stored as it came.
    */
   readonly source?: "smtp" | "submission";
+  /** RFC 3461 RET and ENVID from MAIL, when given: kept in the queue entry for bounces. */
+  readonly dsn?: MailDsnParams;
   /** Reverse-path; "" for the null sender <>. */
   readonly sender: string;
   readonly recipients: readonly AcceptedRecipient[];
@@ -348,7 +353,7 @@ export class IncomingMessage {
 
   private async writeEnvelope(): Promise<Rename> {
     const q = queuePaths(path.join(this.ctx.dataDir, "queue"), this.env.id);
-    const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote);
+    const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote, dsnOf(this.env));
     this.envelopeTmp = q.envelopeTmp;
     await writeFileSynced(q.envelopeTmp, JSON.stringify(record, null, 1) + "\n");
     return { from: q.envelopeTmp, to: q.envelope };
@@ -429,4 +434,23 @@ function sliceBuffers(bufs: readonly Buffer[], skip: number): Buffer[] {
     skip = 0;
   }
   return out;
+}
+
+/**
+ * The DSN requests (RFC 3461) of the queued recipients: each off-site target inherits NOTIFY from the
+ * RCPT it came from, and its ORCPT (the client's, else the RCPT address when an alias expanded it).
+ */
+function dsnOf(env: Envelope): QueueDsn | undefined {
+  const byTarget = new Map<string, { notify?: string; orcpt?: string }>();
+  for (const r of env.recipients) {
+    if (!r.dsn && r.route.remote.every((t) => t === r.address)) continue;
+    for (const t of r.route.remote) {
+      if (byTarget.has(t)) continue;
+      const notify = r.dsn?.notify ? (r.dsn.notify.kind === "never" ? "NEVER" : r.dsn.notify.events.join(",")) : undefined;
+      const orcpt = r.dsn?.orcpt ? `${r.dsn.orcpt.addrType};${r.dsn.orcpt.address}` : t !== r.address ? `rfc822;${r.address}` : undefined;
+      byTarget.set(t, { ...(notify ? { notify } : {}), ...(orcpt ? { orcpt } : {}) });
+    }
+  }
+  if (!env.dsn && byTarget.size === 0) return undefined;
+  return { ...(env.dsn?.ret ? { ret: env.dsn.ret } : {}), ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}), recipients: Object.fromEntries(byTarget) };
 }
