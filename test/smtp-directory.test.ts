@@ -308,7 +308,7 @@ describe("delivery through aliases and lists", () => {
     assert.equal(envelope.id, id);
     assert.equal(envelope.sender, "sender@client.test");
     assert.equal(envelope.version, 2);
-    assert.deepEqual(envelope.recipients, [{ to: "far@remote.test", state: { kind: "scheduled" }, attempts: 0, next_attempt: envelope.received }]);
+    assert.deepEqual(envelope.recipients, [{ to: "far@remote.test", orcpt: "rfc822;mixed@localhost", state: { kind: "scheduled" }, attempts: 0, next_attempt: envelope.received }]);
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "messages")).filter((f) => !f.endsWith(".eml")), [], "no temporary files left");
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "tmp")), [], "no queue temporaries left");
     assert.deepEqual(fs.readdirSync(path.join(server.dataDir, "queue", "envelopes")), [`${id}.json`], "no envelope temporaries left");

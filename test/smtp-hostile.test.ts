@@ -330,7 +330,7 @@ describe("refusals and endings in the log", () => {
     await command(c, "MAIL FROM:<a@remote.test> SIZE=5000", 552, "5.3.4");
     c.write(Buffer.from("MAIL FROM:<j\u00fcrgen@remote.test>\r\n", "utf8"));
     await expectReply(c, 553, "5.6.7");
-    await command(c, "MAIL FROM:<a@remote.test> RET=HDRS", 555, "5.5.4");
+    await command(c, "MAIL FROM:<a@remote.test> XFORWARD=1", 555, "5.5.4");
     await command(c, "QUIT", 221, "2.0.0");
     for (const code of ["552 5.3.4", "553 5.6.7", "555 5.5.4"])
       await eventually(`the ${code} log line`, () => server.logLines().find((l) => l.msg === "sender refused" && l.level === 30 && String(l.reason).startsWith(code)));
