@@ -104,6 +104,7 @@ export class SmtpClientConnection {
   static async connect(host: string, address: string, port: number, opts: ClientOptions): Promise<SmtpClientConnection> {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     let socket: net.Socket = await openTcp(address, port, timeouts.connect, host);
+    socket.setNoDelay(true); // pipelined batches and BDAT headers should not wait for delayed ACKs
     try {
       if (opts.security === "tls") socket = await handshake(socket, host, opts, timeouts.connect);
     } catch (err) {
@@ -335,7 +336,7 @@ export class SmtpClientConnection {
   private async sendChunks(msg: OutboundMessage): Promise<Reply> {
     for await (const chunk of source(msg)) {
       if (chunk.length === 0) continue;
-      await this.writeData(Buffer.concat([Buffer.from(`BDAT ${chunk.length}\r\n`), chunk]));
+      await this.writeData(Buffer.from(`BDAT ${chunk.length}\r\n`), chunk);
       const r = await this.read("dataBlock");
       if (r.code !== 250) return r;
     }
@@ -343,9 +344,14 @@ export class SmtpClientConnection {
     return this.read("dataEnd");
   }
 
-  private async writeData(buf: Buffer): Promise<void> {
+  /** Writes the pieces as one packet (no copy), then waits while the socket holds more than its high-water mark. */
+  private async writeData(...pieces: Buffer[]): Promise<void> {
     this.socket.setTimeout(this.timeouts.dataBlock);
-    if (!this.socket.write(buf)) await waitForDrain(this.socket);
+    this.socket.cork();
+    let room = true;
+    for (const p of pieces) room = this.socket.write(p);
+    this.socket.uncork();
+    if (!room) await waitForDrain(this.socket);
   }
 
   /** Says QUIT and closes; never throws (the peer may already be gone). */
