@@ -28,6 +28,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Debian installs it in /usr/sbin, which is not on an ordinary user's PATH. */
+const SMTP_SINK = fs.existsSync("/usr/sbin/smtp-sink") ? "/usr/sbin/smtp-sink" : "smtp-sink";
+
 interface PostfixSink {
   readonly port: number;
   readonly dumps: () => string[];
@@ -40,7 +43,7 @@ async function startPostfixSink(flags: readonly string[]): Promise<PostfixSink> 
   fs.chmodSync(dir, 0o777);
   const port = await freePort();
   const root = process.getuid?.() === 0 ? ["-u", "nobody"] : [];
-  const child: ChildProcess = spawn("smtp-sink", [...root, ...flags, "-d", `${dir}/%M.`, `127.0.0.1:${port}`, "10"], { stdio: "ignore" });
+  const child: ChildProcess = spawn(SMTP_SINK, [...root, ...flags, "-d", `${dir}/%M.`, `127.0.0.1:${port}`, "10"], { stdio: "ignore" });
   for (let i = 0; i < 100; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, "127.0.0.1", () => {
@@ -74,7 +77,7 @@ describe("against Postfix's smtp-sink", () => {
     for (const s of started) await s.stop();
   });
   async function sink(t: TestContext, flags: readonly string[] = []): Promise<PostfixSink | null> {
-    if (!requireTool(t, "smtp-sink")) return null;
+    if (!requireTool(t, SMTP_SINK)) return null;
     const s = await startPostfixSink(flags);
     started.push(s);
     return s;

@@ -260,6 +260,7 @@ test("nobody listening: a temporary connect error", async () => {
 test("a 554 greeting is a permanent ClientError carrying the reply", async () => {
   const s = await sink({ greeting: "554 5.7.1 go away" });
   await assert.rejects(connect(s), (e: unknown) => e instanceof ClientError && e.code === "greeting" && !e.temporary && e.reply?.code === 554);
+  assert.deepEqual(s.sessions[0]!.commands, ["QUIT"]);
 });
 
 test("opportunistic: STARTTLS when offered (unverified), EHLO again; TLS version reported", async () => {
@@ -381,4 +382,32 @@ test("50 MB streamed through DATA and through BDAT: RSS grows by far less than t
     assert.ok(growth < 16, `RSS grew ${growth.toFixed(1)} MB`);
     assert.ok(liveGrowth < 8, `live memory grew ${liveGrowth.toFixed(1)} MB`);
   }
+});
+
+test("CR/LF or angle brackets in an address never reach the wire: that recipient bounced 5.1.3, a bad sender 5.1.7", async () => {
+  const s = await sink();
+  const c = await connect(s);
+  const out = await c.send(message(MSG, ["ok@r.test", "evil@r.test>\r\nRCPT TO:<victim@r.test", "x@r.test"], { dsn: { notify: new Map([["x@r.test", "NEVER\r\nQUIT"]]) } }));
+  assert.deepEqual(out.results.map((r) => [r.kind, r.reply.enhanced]), [["sent", "2.0.0"], ["bounced", "5.1.3"], ["bounced", "5.1.3"]]);
+  const bad = await c.send(message(MSG, ["ok@r.test"], { sender: "a@b>\r\nRSET" }));
+  assert.deepEqual(bad.results.map((r) => [r.kind, r.reply.enhanced]), [["bounced", "5.1.7"]]);
+  await c.quit();
+  assert.deepEqual(s.transactions[0]!.rcptLines, ["RCPT TO:<ok@r.test>"]);
+  assert.ok(!s.sessions[0]!.commands.some((l) => l.includes("victim")));
+  assert.equal(s.sessions[0]!.commands.filter((l) => l.startsWith("MAIL")).length, 1);
+});
+
+test("replies: a multi-line greeting, enhanced codes split off; a malformed reply is a temporary protocol error", async () => {
+  const multi = await sink({ greeting: "220-sink.test first line\r\n220-second\r\n220 third" });
+  const c = await connect(multi);
+  await c.quit();
+  const mixed = await sink({ greeting: "220-one\r\n250 two" });
+  await assert.rejects(connect(mixed), (e: unknown) => e instanceof ClientError && e.code === "protocol" && e.temporary);
+  const junk = await sink({ greeting: "hello there" });
+  await assert.rejects(connect(junk), (e: unknown) => e instanceof ClientError && e.code === "protocol" && e.temporary);
+  const s = await sink({ rcpt: () => "550-5.1.1 first\r\n550-5.1.1 second\r\n550 5.1.1 third" });
+  const c2 = await connect(s);
+  const out = await c2.send(message(MSG));
+  await c2.quit();
+  assert.deepEqual(out.results[0]!.reply, { code: 550, enhanced: "5.1.1", lines: ["first", "second", "third"] });
 });

@@ -125,6 +125,7 @@ export class SmtpClientConnection {
   private async open(): Promise<void> {
     const greeting = await this.read("greeting");
     if (greeting.code !== 220) {
+      await this.quitQuietly(); // RFC 5321 §3.1: a 554 greeting still expects QUIT
       throw new ClientError("greeting", `${this.host} greeted with ${greeting.code}`, { temporary: greeting.code < 500, reply: greeting });
     }
     await this.hello();
@@ -185,12 +186,12 @@ export class SmtpClientConnection {
       throw new ClientError("auth", `${this.host} offers no AUTH PLAIN or LOGIN`, { temporary: true, reply: reply(451, "4.7.0", `${this.host} offers no usable AUTH mechanism`) });
     }
     let r: Reply;
-    if (mechanism === "PLAIN") r = await this.command(plainCommand(auth.user, auth.password), "ehlo", true);
+    if (mechanism === "PLAIN") r = await this.command(plainCommand(auth.user, auth.password), "ehlo");
     else {
       const [cmd, user, password] = loginSteps(auth.user, auth.password);
       r = await this.command(cmd, "ehlo");
-      if (r.code === 334) r = await this.command(user, "ehlo", true);
-      if (r.code === 334) r = await this.command(password, "ehlo", true);
+      if (r.code === 334) r = await this.command(user, "ehlo");
+      if (r.code === 334) r = await this.command(password, "ehlo");
     }
     // Like Postfix's smtp_sasl_auth_soft_bounce: a refused login is a configuration matter, so the mail waits.
     if (r.code !== 235) throw new ClientError("auth", `${this.host} refused AUTH ${mechanism}`, { temporary: true, reply: r });
@@ -205,14 +206,20 @@ export class SmtpClientConnection {
     if (this.state !== "ready") throw new ClientError("state", `connection to ${this.host} is ${this.state}`, { temporary: true });
     const refused = this.precheck(msg);
     if (refused) return { results: msg.recipients.map((to) => ({ to, kind: "bounced", reply: refused })), transaction: refused };
-    this.state = "in-transaction";
     const done = new Map<string, RecipientResult>();
+    // Addresses come from our own spool, but a CR or LF in one would write a command of its own.
+    for (const to of msg.recipients) {
+      if (!safeParameter(to, msg.dsn?.notify?.get(to), msg.dsn?.orcpt?.get(to))) done.set(to, { to, kind: "bounced", reply: reply(553, "5.1.3", `Cannot send to ${JSON.stringify(to)}: not a valid address or DSN parameter`) });
+    }
+    const recipients = msg.recipients.filter((to) => !done.has(to));
+    if (recipients.length === 0) return { results: msg.recipients.map((to) => done.get(to)!) };
+    this.state = "in-transaction";
     try {
       if (this.transactions++ > 0) {
         const r = await this.command("RSET", "ehlo");
         if (r.code !== 250) throw new ClientError("protocol", `${this.host} refused RSET`, { temporary: true, reply: r });
       }
-      const out = await this.transaction(msg, done);
+      const out = await this.transaction(msg, recipients, done);
       this.state = "ready";
       return out;
     } catch (err) {
@@ -224,8 +231,11 @@ export class SmtpClientConnection {
     }
   }
 
-  /** What the peer's extensions rule out before a byte is sent: too big, 8-bit or UTF-8 it cannot take. */
+  /** What rules a message out before a byte is sent: a bad sender; too big, 8-bit or UTF-8 the peer cannot take. */
   private precheck(msg: OutboundMessage): Reply | null {
+    if (UNSAFE.test(msg.sender) || (msg.dsn?.ret !== undefined && msg.dsn.ret !== "FULL" && msg.dsn.ret !== "HDRS")) {
+      return reply(553, "5.1.7", `Cannot send from ${JSON.stringify(msg.sender)}: not a valid address`);
+    }
     const limit = Number(this.ext.get("SIZE") ?? "0");
     if (this.ext.has("SIZE") && Number.isSafeInteger(limit) && limit > 0 && msg.size > limit) {
       return reply(552, "5.3.4", `message too big for ${this.host} (${msg.size} octets, it takes at most ${limit})`);
@@ -263,11 +273,11 @@ export class SmtpClientConnection {
     return cmd;
   }
 
-  private async transaction(msg: OutboundMessage, done: Map<string, RecipientResult>): Promise<{ results: RecipientResult[]; transaction?: Reply }> {
+  private async transaction(msg: OutboundMessage, recipients: readonly string[], done: Map<string, RecipientResult>): Promise<{ results: RecipientResult[]; transaction?: Reply }> {
     const pipelining = this.ext.has("PIPELINING");
     const chunking = this.ext.has("CHUNKING");
     const mail = this.mailCommand(msg);
-    const rcpts = msg.recipients.map((to) => this.rcptCommand(msg, to));
+    const rcpts = recipients.map((to) => this.rcptCommand(msg, to));
     const accepted: string[] = [];
     let mailReply: Reply;
     let dataReply: Reply | null = null;
@@ -275,11 +285,11 @@ export class SmtpClientConnection {
       // RFC 2920 §3.1: MAIL, the RCPTs and DATA in one write; the replies come back in order.
       this.write([mail, ...rcpts, ...(chunking ? [] : ["DATA"])].map((l) => l + "\r\n").join(""));
       mailReply = await this.read("mail");
-      for (const to of msg.recipients) this.settleRcpt(to, await this.read("rcpt"), mailReply, accepted, done);
+      for (const to of recipients) this.settleRcpt(to, await this.read("rcpt"), mailReply, accepted, done);
       if (!chunking) dataReply = await this.read("dataInit");
     } else {
       mailReply = await this.command(mail, "mail");
-      for (const to of msg.recipients) {
+      for (const to of recipients) {
         if (classify(mailReply) !== "sent") done.set(to, { to, kind: classify(mailReply), reply: mailReply });
         else this.settleRcpt(to, await this.command(this.rcptCommand(msg, to), "rcpt"), mailReply, accepted, done);
       }
@@ -383,8 +393,8 @@ export class SmtpClientConnection {
     this.socket.write(text);
   }
 
-  private async command(line: string, phase: Phase, secret = false): Promise<Reply> {
-    void secret; // secrets are never logged; the client logs nothing itself
+  /** The client logs nothing itself, so AUTH lines never reach a log. */
+  private async command(line: string, phase: Phase): Promise<Reply> {
     this.write(line + "\r\n");
     return this.read(phase);
   }
@@ -396,6 +406,15 @@ export class SmtpClientConnection {
       throw err;
     });
   }
+}
+
+/** Control characters (CR, LF) and angle brackets never appear in a path we send (RFC 5321 §4.1.2). */
+const UNSAFE = /[\x00-\x1f\x7f<>]/;
+
+function safeParameter(to: string, notify: string | undefined, orcpt: string | undefined): boolean {
+  if (UNSAFE.test(to)) return false;
+  if (notify !== undefined && !/^(?:NEVER|(?:SUCCESS|FAILURE|DELAY)(?:,(?:SUCCESS|FAILURE|DELAY))*)$/i.test(notify)) return false;
+  return orcpt === undefined || /^[A-Za-z0-9-]+;[^\x00-\x1f\x7f]*$/.test(orcpt);
 }
 
 function source(msg: OutboundMessage): AsyncIterable<Buffer> {
@@ -453,7 +472,9 @@ function openTcp(address: string, port: number, ms: number, host: string): Promi
 function handshake(socket: net.Socket, host: string, opts: ClientOptions, ms: number): Promise<tls.TLSSocket> {
   const verify = opts.verifyCertificate ?? opts.security !== "opportunistic";
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ socket, servername: opts.servername ?? host, rejectUnauthorized: verify, minVersion: "TLSv1.2" });
+    const name = opts.servername ?? host;
+    // RFC 6066 §3: SNI never carries an IP address; the certificate is then checked against the address.
+    const secure = tls.connect({ socket, ...(net.isIP(name) ? { host: name } : { servername: name }), rejectUnauthorized: verify, minVersion: "TLSv1.2" });
     const fail = (why: string, cause?: unknown) => {
       clearTimeout(timer);
       secure.destroy();
