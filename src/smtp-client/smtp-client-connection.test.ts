@@ -411,3 +411,16 @@ test("replies: a multi-line greeting, enhanced codes split off; a malformed repl
   await c2.quit();
   assert.deepEqual(out.results[0]!.reply, { code: 550, enhanced: "5.1.1", lines: ["first", "second", "third"] });
 });
+
+test("a connection the peer closed while idle is 'closed': send throws a temporary ClientError, no recipient is marked", async () => {
+  const s = await sink();
+  const c = await connect(s, { timeouts: { ehlo: 50 } });
+  await new Promise((r) => setTimeout(r, 120)); // longer than every timeout set: an idle connection does not time out
+  assert.equal(c.currentState, "ready");
+  assert.equal((await c.send(message(MSG))).results[0]!.kind, "sent");
+  await s.close();
+  sinks.splice(sinks.indexOf(s), 1);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(c.currentState, "closed");
+  await assert.rejects(c.send(message(MSG)), (e: unknown) => e instanceof ClientError && e.code === "state" && e.temporary);
+});

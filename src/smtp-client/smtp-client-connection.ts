@@ -112,6 +112,10 @@ export class SmtpClientConnection {
       throw err;
     }
     const conn = new SmtpClientConnection(socket, new SocketReader(socket, () => undefined), host, opts, timeouts);
+    // A peer that hangs up while the connection waits between messages makes it unusable, not a failed send.
+    socket.once("close", () => {
+      if (conn.state === "ready") conn.state = "closed";
+    });
     if (socket instanceof tls.TLSSocket) conn.tlsInfo = describe(socket);
     try {
       await conn.open();
@@ -399,12 +403,17 @@ export class SmtpClientConnection {
     return this.read(phase);
   }
 
-  private read(phase: Phase): Promise<Reply> {
+  private async read(phase: Phase): Promise<Reply> {
     this.reader.setTimeout(this.timeouts[phase]);
-    return readReply(this.reader).catch((err: unknown) => {
+    try {
+      return await readReply(this.reader);
+    } catch (err) {
       if (err instanceof ReaderTimeout) throw new ClientError("timeout", `timed out waiting for ${this.host} (${phase})`, { temporary: true, reply: reply(451, "4.4.2", `timed out waiting for ${this.host} (${phase})`) });
       throw err;
-    });
+    } finally {
+      // No idle timer between messages: a connection waiting for the next send must not time out itself.
+      this.socket.setTimeout(0);
+    }
   }
 }
 
