@@ -2,7 +2,8 @@
 // 5xx), STARTTLS (RFC 3207), AUTH PLAIN/LOGIN (RFC 4954), then transactions with PIPELINING (RFC 2920),
 // SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), CHUNKING (RFC 3030), DSN (RFC 3461) and
 // the §4.5.3.2 timeouts. Trusts nothing from the peer (replies are bounded and parsed strictly); the
-// message source is trusted to give CRLF content; the client dot-stuffs it while streaming.
+// message source is trusted to give CRLF content; the client dot-stuffs it while streaming (with the
+// byte-stuffer POP3 uses, pop3-server/message-encoder.ts) and writes no faster than the peer reads.
 import net from "node:net";
 import tls from "node:tls";
 import { reply, type Reply } from "../core/reply.js";
