@@ -5,17 +5,13 @@
 // data_dir's owner). The user tests run only as root (they switch to nobody with a copy of node).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { runProgram, type ProgramRun } from "./helpers/run.js";
 import { PETREL_BIN } from "./helpers/server.js";
 
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = ProgramRun;
 
 interface RunOptions {
   readonly input?: string | Buffer;
@@ -60,17 +56,7 @@ function sandbox(extraToml = ""): Sandbox {
 
 function runPetrel(args: readonly string[], base: { cwd: string; env: NodeJS.ProcessEnv }, opts: RunOptions): Promise<Run> {
   const [cmd, ...pre] = opts.argv0 ?? [process.execPath, PETREL_BIN];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, [...pre, ...args], { ...base, uid: opts.uid, gid: opts.gid, stdio: ["pipe", "pipe", "pipe"], timeout: 30_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(opts.input ?? "");
-  });
+  return runProgram(cmd!, [...pre, ...args], { ...base, input: opts.input, uid: opts.uid, gid: opts.gid, timeoutMs: 30_000 });
 }
 
 /** Expects exit `status`, nothing on stdout, exactly one stderr line matching `line`, and no file dropped. */

@@ -61,20 +61,14 @@ function tokenize(s: string): Token[] | string {
     if (c === " " || c === "\t" || c === "\r" || c === "\n") {
       i++;
     } else if (c === "(") {
-      let depth = 0;
-      for (; i < s.length; i++) {
-        if (s[i] === "\\") i++;
-        else if (s[i] === "(") depth++;
-        else if (s[i] === ")" && --depth === 0) break;
-      }
-      if (depth !== 0) return "unclosed comment";
-      i++;
+      const end = commentEnd(s, i);
+      if (end === null) return "unclosed comment";
+      i = end;
     } else if (c === '"') {
-      let j = i + 1;
-      for (; j < s.length && s[j] !== '"'; j++) if (s[j] === "\\") j++;
-      if (j >= s.length) return "unclosed quoted string";
-      out.push({ kind: "word", text: s.slice(i, j + 1) });
-      i = j + 1;
+      const end = quotedEnd(s, i);
+      if (end === null) return "unclosed quoted string";
+      out.push({ kind: "word", text: s.slice(i, end) });
+      i = end;
     } else if (c === "<") {
       const inner = angleAddress(s, i);
       if (inner === null) return "unclosed <";
@@ -108,20 +102,14 @@ function angleAddress(s: string, start: number): { text: string; end: number } |
   while (i < s.length && s[i] !== ">") {
     const c = s[i]!;
     if (c === '"') {
-      let j = i + 1;
-      for (; j < s.length && s[j] !== '"'; j++) if (s[j] === "\\") j++;
-      if (j >= s.length) return null;
-      text += s.slice(i, j + 1);
-      i = j + 1;
+      const end = quotedEnd(s, i);
+      if (end === null) return null;
+      text += s.slice(i, end);
+      i = end;
     } else if (c === "(") {
-      let depth = 0;
-      for (; i < s.length; i++) {
-        if (s[i] === "\\") i++;
-        else if (s[i] === "(") depth++;
-        else if (s[i] === ")" && --depth === 0) break;
-      }
-      if (depth !== 0) return null;
-      i++;
+      const end = commentEnd(s, i);
+      if (end === null) return null;
+      i = end;
     } else {
       if (!/\s/.test(c)) text += c;
       i++;
@@ -131,4 +119,22 @@ function angleAddress(s: string, start: number): { text: string; end: number } |
   // Obsolete source route: <@a.example,@b.example:user@c.example>
   if (text.startsWith("@")) text = text.slice(text.indexOf(":") + 1);
   return { text, end: i + 1 };
+}
+
+/** Index just after the quoted string starting at `start` (backslash escapes); null if unclosed. */
+function quotedEnd(s: string, start: number): number | null {
+  let j = start + 1;
+  for (; j < s.length && s[j] !== '"'; j++) if (s[j] === "\\") j++;
+  return j >= s.length ? null : j + 1;
+}
+
+/** Index just after the (possibly nested) comment starting at `start`; null if unclosed. */
+function commentEnd(s: string, start: number): number | null {
+  let depth = 0;
+  for (let i = start; i < s.length; i++) {
+    if (s[i] === "\\") i++;
+    else if (s[i] === "(") depth++;
+    else if (s[i] === ")" && --depth === 0) return i + 1;
+  }
+  return null;
 }
