@@ -55,6 +55,10 @@ test("--config names the config file", () => {
   assert.equal(ok(["--config=/etc/p.toml"]).config, "/etc/p.toml");
 });
 
+test("--help asks for the usage text", () => {
+  assert.deepEqual(parseSendmailArgs(["--help"]), { kind: "help" });
+});
+
 test("unknown options, other modes and missing values are usage errors", () => {
   assert.equal(usage(["-z"]), "unknown option -z");
   assert.equal(usage(["--verbose"]), "unknown option --verbose");

@@ -19,7 +19,22 @@ export interface SendmailOptions {
   readonly warnings: readonly string[];
 }
 
-export type SendmailArgs = { readonly kind: "ok"; readonly options: SendmailOptions } | { readonly kind: "usage"; readonly message: string };
+export type SendmailArgs =
+  | { readonly kind: "ok"; readonly options: SendmailOptions }
+  | { readonly kind: "help" }
+  | { readonly kind: "usage"; readonly message: string };
+
+export const SENDMAIL_HELP = `Usage: petrel sendmail [options] [recipient...] < message
+Queues the message on stdin into data_dir/maildrop for the server (which need not be running).
+  -t             also send to the addresses in To, Cc and Bcc (Bcc is removed)
+  -f ADDRESS     envelope sender (default: you@hostname; "<>" for none); -r is the same
+  -F "NAME"      full name for the From field added when the message has none
+  -i, -oi        a line with only "." is content (without: it ends the message)
+  --config FILE  config file (default: $PETREL_CONFIG, /etc/petrel/petrel.toml)
+  -bm, -v, -o*   accepted for compatibility (-o options are ignored with a warning)
+Exit status (sysexits.h): 0 queued, 64 usage, 65 bad address or message, 73 cannot create,
+74 write error, 75 try again, 77 not allowed (not root or data_dir's owner), 78 config.
+`;
 
 /** Options that take a value (the rest of the argument, else the next one), as in Postfix's getopt string. */
 const WITH_VALUE = new Set(["B", "C", "F", "L", "N", "O", "R", "V", "X", "b", "e", "f", "h", "o", "p", "q", "r"]);
@@ -50,6 +65,7 @@ export function parseSendmailArgs(args: readonly string[]): SendmailArgs {
       config = value;
       continue;
     }
+    if (arg === "--help") return { kind: "help" };
     if (arg.startsWith("--")) return usage(`unknown option ${arg}`);
     if (!arg.startsWith("-") || arg === "-") {
       recipients.push(arg);

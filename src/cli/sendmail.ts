@@ -17,7 +17,7 @@ import { headerFields, headerSectionEnd, withoutFields } from "../spool/header-f
 import { SubmissionHeaders } from "../spool/submission-headers.js";
 import { checkContentStart } from "../spool/trace-headers.js";
 import { LoneDotEnd } from "./lone-dot-end.js";
-import { parseSendmailArgs, type SendmailOptions } from "./sendmail-options.js";
+import { SENDMAIL_HELP, parseSendmailArgs, type SendmailOptions } from "./sendmail-options.js";
 
 /** Exit codes from sysexits.h. */
 export const EX = {
@@ -78,6 +78,7 @@ export async function runSendmail(args: readonly string[], io: SendmailIo = { st
 async function sendmail(args: readonly string[], io: SendmailIo): Promise<void> {
   const parsed = parseSendmailArgs(args);
   if (parsed.kind === "usage") throw new SendmailError(EX.USAGE, parsed.message);
+  if (parsed.kind === "help") return void process.stdout.write(SENDMAIL_HELP);
   const opts = parsed.options;
   for (const w of opts.warnings) io.stderr(`sendmail: warning: ${w}`);
 
