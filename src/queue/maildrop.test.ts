@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { text } from "node:stream/consumers";
-import { MaildropFormatError, MaildropWriter, listMaildrop, openDropped, removeDropped } from "./maildrop.js";
+import { MaildropFormatError, MaildropWriter, listMaildrop, openDropped, removeDropped, sweepMaildropTmp } from "./maildrop.js";
 
 const ENV = { sender: "a@x.test", recipients: ["b@y.test", "c@z.test"], uid: 1000, user: "a", received: "2026-11-30T12:00:00.000Z" };
 const tmpData = () => fs.mkdtempSync(path.join(os.tmpdir(), "petrel-maildrop-"));
@@ -53,4 +53,18 @@ test("forged or broken files are refused with MaildropFormatError", async () => 
     fs.writeFileSync(f, content);
     await assert.rejects(openDropped(f), MaildropFormatError, content);
   }
+});
+
+test("the sweep removes old tmp/ leftovers only; links in new/ are not listed", async () => {
+  const dir = tmpData();
+  const w = await MaildropWriter.create(dir, ENV);
+  await w.write(Buffer.from("x\n"));
+  // A killed sendmail's file: still in tmp/. Young, it stays; an hour old, it goes.
+  assert.equal(await sweepMaildropTmp(dir, 3_600_000), 0);
+  assert.equal(await sweepMaildropTmp(dir, 3_600_000, Date.now() + 3_600_001), 1);
+  assert.deepEqual(fs.readdirSync(path.join(dir, "maildrop", "tmp")), []);
+  await w.abort();
+  fs.symlinkSync("/etc/passwd", path.join(dir, "maildrop", "new", "planted"));
+  assert.deepEqual(await listMaildrop(dir), []);
+  await assert.rejects(openDropped(path.join(dir, "maildrop", "new", "planted")), { code: "ELOOP" });
 });

@@ -163,10 +163,36 @@ export async function listMaildrop(dataDir: string): Promise<DroppedEntry[]> {
   const entries: DroppedEntry[] = [];
   for (const id of names) {
     const p = path.join(dir, id);
-    const st = await fsp.stat(p).catch(() => null);
+    // lstat: a link planted in new/ is not a message (and openDropped refuses to follow one).
+    const st = await fsp.lstat(p).catch(() => null);
     if (st?.isFile()) entries.push({ id, path: p, size: st.size, mtime: st.mtime });
   }
   return entries.sort((a, b) => a.mtime.getTime() - b.mtime.getTime() || a.id.localeCompare(b.id));
+}
+
+/**
+ * Removes files left in maildrop/tmp/ by a sendmail that was killed or failed before its rename,
+ * once they are older than `olderThanMs` (a running sendmail's file is younger). For the pickup's
+ * start. Returns how many it removed.
+ */
+export async function sweepMaildropTmp(dataDir: string, olderThanMs: number, now = Date.now()): Promise<number> {
+  const dir = path.join(maildropDir(dataDir), "tmp");
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
+    throw err;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const p = path.join(dir, name);
+    const st = await fsp.lstat(p).catch(() => null);
+    if (!st || now - st.mtimeMs < olderThanMs) continue;
+    if (await fsp.unlink(p).then(() => true, () => false)) removed++;
+  }
+  if (removed) await fsyncDir(dir);
+  return removed;
 }
 
 /** Thrown for a file that is not a valid dropped message (the pickup should set it aside and log it). */
