@@ -137,6 +137,9 @@ test("exit codes: 64 no recipients or a bad option, 65 a bad address, 78 a bad o
   await fails(s, ["-f", "me@", "a@example.org"], "x\n", 65, /^sendmail: bad sender address: me@\n$/);
   await fails(s, ["a@example.org"], " starts with a space\n", 65, /^sendmail: message starts with white space\n$/);
 
+  await fails(s, ["a@example.org"], `X-Long: ${"a".repeat(1024 * 1024 + 10)}\n\nx\n`, 65, /^sendmail: header section longer than 1048576 bytes\n$/);
+  const small = sandbox("[limits]\nmax_message_size = 1000\n");
+  await fails(small, ["a@example.org"], `Subject: s\n\n${"x".repeat(2000)}\n`, 65, /^sendmail: message larger than limits\.max_message_size \(1000 bytes\)\n$/);
   fs.appendFileSync(s.config, "no_such_key = 1\n");
   await fails(s, ["a@example.org"], "x\n", 78, /^sendmail: Invalid config .*unknown key no_such_key\n$/);
   const gone = sandbox();

@@ -243,8 +243,8 @@ class StdinReader {
     let buf = Buffer.alloc(0);
     for (;;) {
       const end = headerSectionEnd(buf, this.eof);
+      if ((end ?? buf.length) > MAX_HEADER) throw new SendmailError(EX.DATAERR, `header section longer than ${MAX_HEADER} bytes`);
       if (end !== null) return { header: buf.subarray(0, end), rest: buf.subarray(end) };
-      if (buf.length > MAX_HEADER) throw new SendmailError(EX.DATAERR, `header section longer than ${MAX_HEADER} bytes`);
       const pieces = await this.next();
       if (pieces) buf = Buffer.concat([buf, ...pieces]);
     }
