@@ -139,3 +139,13 @@ test("properties: any split gives the same bytes; a second pass adds nothing; on
     { numRuns: 1500 },
   );
 });
+
+test("sendmail's options: a missing From is added first, with the input's LF line ends; a present From is kept", () => {
+  const sh = () => new SubmissionHeaders({ hostname: "mail.example.test", now: () => NOW, messageId: () => "20261130.abc", from: "Jo <jo@mail.example.test>", lineEnd: "\n" });
+  const added = `From: Jo <jo@mail.example.test>\nDate: ${rfc5322Date(NOW)}\nMessage-ID: <20261130.abc@mail.example.test>\n`;
+  assert.equal(run(["Subject: s\n\nbody\n"], sh()), `Subject: s\n${added}\nbody\n`);
+  assert.equal(run(["Subject: s\nbody\n"], sh()), `Subject: s\n${added}\nbody\n`);
+  assert.equal(run(["Subject: s"], sh()), `Subject: s\n${added}`);
+  const withFrom = "from: me@x.test\nDate: Mon, 1 Jan 2026 00:00:00 +0000\nMessage-ID: <1@x>\n\nbody\n";
+  assert.equal(run([withFrom], sh()), withFrom);
+});

@@ -1,10 +1,9 @@
-// Adds Date and Message-ID to a submitted message that lacks them (RFC 6409 §8.2, §8.3), while the
-// content streams: it reads only the header section (RFC 5322 §2.2, §3.6), then passes pieces through
+// Adds Date and Message-ID (and, for `petrel sendmail`, From) to a submitted message that lacks them
+// (RFC 6409 §8.1-§8.3), while the content streams: it reads only the header section (RFC 5322 §2.2, §3.6), then passes pieces through
 // untouched. Trusts nothing in the content; holds back at most MAX_CLASSIFY bytes of one line.
 import { headerText, rfc5322Date } from "./trace-headers.js";
 
 const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
-const CRLF = Buffer.from("\r\n");
 
 /**
  * Bytes of a line read to tell what it is. A field name of ours ("message-id") is far shorter; a line
@@ -33,6 +32,10 @@ export interface SubmissionHeadersOptions {
   readonly now: () => Date;
   /** The part before "@" of a new Message-ID: unique, made of dot-atom text (RFC 5322 §3.6.4). */
   readonly messageId: () => string;
+  /** The value of a From field to add when the message has none (sendmail); undefined adds no From. */
+  readonly from?: string;
+  /** Line end of added fields: CRLF (SMTP) unless the content uses LF (sendmail's stdin). */
+  readonly lineEnd?: "\r\n" | "\n";
 }
 
 export class SubmissionHeaders {
@@ -46,10 +49,14 @@ export class SubmissionHeaders {
   private held: Buffer[] = [];
   private sawDate = false;
   private sawMessageId = false;
+  private sawFrom = false;
+  private readonly eol: Buffer;
   /** The last byte passed on (to add a line end before headers appended at the end). */
   private lastByte = LF;
 
-  constructor(private readonly opts: SubmissionHeadersOptions) {}
+  constructor(private readonly opts: SubmissionHeadersOptions) {
+    this.eol = Buffer.from(opts.lineEnd ?? "\r\n");
+  }
 
   /** Pieces of the message as received (CRLF lines, unstuffed); returns the pieces to write (same or with headers inserted). */
   feed(pieces: readonly Buffer[]): readonly Buffer[] {
@@ -72,8 +79,8 @@ export class SubmissionHeaders {
     const missing = this.missing();
     if (missing === null) return held;
     // An unfinished line that was never recognised as a field: the headers go before it, as for any non-field line.
-    if (this.line !== "skip" && held.length) return [missing, CRLF, ...held];
-    return this.lastByte === LF ? [missing] : [CRLF, missing];
+    if (this.line !== "skip" && held.length) return [missing, this.eol, ...held];
+    return this.lastByte === LF ? [missing] : [this.eol, missing];
   }
 
   /** Reads one piece of the header section; pushes what may be written now to `out`. */
@@ -100,7 +107,7 @@ export class SubmissionHeaders {
       // other line, the headers and an empty line, so that line stays the body it already was.
       if (lineStart > 0) out.push(p.subarray(0, lineStart));
       const missing = this.missing();
-      if (missing) out.push(missing, ...(verdict === "empty" ? [] : [CRLF]));
+      if (missing) out.push(missing, ...(verdict === "empty" ? [] : [this.eol]));
       this.flushHeld(out);
       out.push(p.subarray(lineStart));
       return (this.phase = "body");
@@ -155,6 +162,7 @@ export class SubmissionHeaders {
   private fieldEnds(): "field" {
     if (this.name === "date") this.sawDate = true;
     else if (this.name === "message-id") this.sawMessageId = true;
+    else if (this.name === "from") this.sawFrom = true;
     return "field";
   }
 
@@ -169,11 +177,13 @@ export class SubmissionHeaders {
     this.held = [];
   }
 
-  /** The header fields to add, or null when the message has both. */
+  /** The header fields to add, or null when the message has them all. */
   private missing(): Buffer | null {
+    const eol = this.opts.lineEnd ?? "\r\n";
     let text = "";
-    if (!this.sawDate) text += `Date: ${rfc5322Date(this.opts.now())}\r\n`;
-    if (!this.sawMessageId) text += `Message-ID: <${headerText(this.opts.messageId())}@${headerText(this.opts.hostname)}>\r\n`;
-    return text === "" ? null : Buffer.from(text, "latin1");
+    if (this.opts.from !== undefined && !this.sawFrom) text += `From: ${headerText(this.opts.from)}${eol}`;
+    if (!this.sawDate) text += `Date: ${rfc5322Date(this.opts.now())}${eol}`;
+    if (!this.sawMessageId) text += `Message-ID: <${headerText(this.opts.messageId())}@${headerText(this.opts.hostname)}>${eol}`;
+    return text === "" ? null : Buffer.from(text, "utf8");
   }
 }

@@ -9,16 +9,19 @@ export interface ProgramRun {
 }
 
 export interface RunOptions {
-  readonly input?: string;
+  readonly input?: string | Buffer;
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Kills the program after this long (default 20 s). */
   readonly timeoutMs?: number;
+  /** Runs the program as this user and group (the test process must be root). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export function runProgram(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<ProgramRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["pipe", "pipe", "pipe"], timeout: opts.timeoutMs ?? 20_000 });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, uid: opts.uid, gid: opts.gid, stdio: ["pipe", "pipe", "pipe"], timeout: opts.timeoutMs ?? 20_000 });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));

@@ -1,0 +1,114 @@
+// petrel queue list (also `mailq`, and bin/petrel run through a link named "mailq"): what waits to leave.
+// Two sources, read without the server: data_dir/maildrop/new (sendmail's drops, before pickup) and
+// data_dir/queue (queue/queue-entry.ts: message + v2 envelope, one state per recipient). Read-only;
+// an entry it cannot parse is shown as such rather than hiding the rest. Plain table on stdout.
+import fs from "node:fs/promises";
+import path from "node:path";
+import type { Command } from "commander";
+import { listMaildrop, readDroppedEnvelope } from "../queue/maildrop.js";
+import type { QueueEnvelope, QueueRecipient } from "../queue/queue-entry.js";
+import { CONFIG_HELP, loadCliConfig, oneLineErrors, type ConfigOption } from "./context.js";
+
+/** One line of the table, and one indented line per recipient. */
+export interface QueueListing {
+  readonly id: string;
+  readonly where: "maildrop" | "queue";
+  readonly size: number | null;
+  readonly arrived: Date | null;
+  readonly sender: string;
+  readonly recipients: readonly { readonly to: string; readonly state: string }[];
+}
+
+export function registerQueue(program: Command): void {
+  const queue = oneLineErrors(program.command("queue").description("show the outbound queue"));
+  queue
+    .command("list")
+    .description("list messages waiting in the maildrop (from sendmail) and in the queue, with each recipient's state")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      const listings = [...(await maildropListings(config.data_dir)), ...(await queueListings(path.join(config.data_dir, "queue")))];
+      process.stdout.write(formatQueueList(listings, new Date()));
+    });
+}
+
+export async function maildropListings(dataDir: string): Promise<QueueListing[]> {
+  const out: QueueListing[] = [];
+  for (const e of await listMaildrop(dataDir)) {
+    try {
+      const { envelope } = await readDroppedEnvelope(e.path);
+      const arrived = new Date(envelope.received);
+      out.push({
+        id: e.id,
+        where: "maildrop",
+        size: e.size,
+        arrived: Number.isNaN(arrived.getTime()) ? e.mtime : arrived,
+        sender: envelope.sender,
+        recipients: envelope.recipients.map((to) => ({ to, state: "waiting for pickup" })),
+      });
+    } catch (err) {
+      out.push({ id: e.id, where: "maildrop", size: e.size, arrived: e.mtime, sender: "?", recipients: [{ to: "?", state: `unreadable: ${(err as Error).message}` }] });
+    }
+  }
+  return out;
+}
+
+export async function queueListings(queueDir: string): Promise<QueueListing[]> {
+  let names: string[];
+  try {
+    names = (await fs.readdir(path.join(queueDir, "envelopes"))).filter((n) => n.endsWith(".json"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const out: QueueListing[] = [];
+  for (const name of names.sort()) {
+    const id = name.slice(0, -".json".length);
+    const size = await fs.stat(path.join(queueDir, "messages", `${id}.eml`)).then((s) => s.size, () => null);
+    let env: QueueEnvelope;
+    try {
+      env = JSON.parse(await fs.readFile(path.join(queueDir, "envelopes", name), "utf8")) as QueueEnvelope;
+      if (env.version !== 2 || !Array.isArray(env.recipients)) throw new Error(`unknown envelope version ${String(env.version)}`);
+    } catch (err) {
+      out.push({ id, where: "queue", size, arrived: null, sender: "?", recipients: [{ to: "?", state: `unreadable: ${(err as Error).message}` }] });
+      continue;
+    }
+    const arrived = new Date(env.received);
+    out.push({ id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: env.sender, recipients: env.recipients.map((r) => ({ to: r.to, state: recipientState(r) })) });
+  }
+  return out;
+}
+
+/** "scheduled", "deferred (3 attempts, next 12:00:00Z): 451 4.3.0 try later", "delivered: 250 ...". */
+export function recipientState(r: QueueRecipient): string {
+  const attempts = `${r.attempts} attempt${r.attempts === 1 ? "" : "s"}`;
+  const next = r.next_attempt ? `, next ${r.next_attempt}` : "";
+  const s = r.state;
+  if (s.kind === "scheduled") return `scheduled (${attempts}${next})`;
+  const replyText = `${s.reply.code}${s.reply.enhanced ? ` ${s.reply.enhanced}` : ""} ${s.reply.lines.join(" ")}`.trim();
+  return s.kind === "deferred" ? `deferred (${attempts}${next}): ${replyText}` : `${s.kind} (${attempts}): ${replyText}`;
+}
+
+/** The table: a header line, one line per message and one indented line per recipient. */
+export function formatQueueList(listings: readonly QueueListing[], now: Date): string {
+  if (listings.length === 0) return "Mail queue is empty\n";
+  const rows = listings.map((l) => [l.id, l.where, l.size === null ? "?" : String(l.size), l.arrived ? age(now.getTime() - l.arrived.getTime()) : "?", l.sender === "" ? "<>" : l.sender]);
+  const head = ["ID", "WHERE", "SIZE", "AGE", "SENDER"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ");
+  let text = `${line(head)}\n`;
+  listings.forEach((l, k) => {
+    text += `${line(rows[k]!)}\n`;
+    for (const r of l.recipients) text += `    ${r.to}  ${r.state}\n`;
+  });
+  const n = listings.length;
+  return `${text}-- ${n} message${n === 1 ? "" : "s"}\n`;
+}
+
+function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86400)}d${Math.floor((s % 86400) / 3600)}h`;
+}
