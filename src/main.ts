@@ -21,6 +21,18 @@ import { SmtpSession } from "./smtp-server/session.js";
 import { Spool } from "./spool/spool.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
+import fs from "node:fs";
+import path from "node:path";
+import { parseAddress } from "./core/address.js";
+import { ControlServer, type ControlAnswer } from "./control/control-socket.js";
+import { BounceSender } from "./delivery/bounce-sender.js";
+import { MaildropPickup } from "./delivery/maildrop-pickup.js";
+import { QueueRunner } from "./delivery/queue-runner.js";
+import { QueueScheduler } from "./delivery/queue-scheduler.js";
+import type { Route } from "./delivery/recipient-resolver.js";
+import { makeRouter } from "./delivery/routing.js";
+import { SmtpTransport } from "./delivery/smtp-transport.js";
+import { QueueState } from "./queue/queue-state.js";
 import { ServerCertificates } from "./tls/server-certificates.js";
 
 export interface RunningServer {
@@ -57,6 +69,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     delimiter: config.smtp.recipient_delimiter,
   });
   const limits = config.limits;
+  const relay = startRelay(config, log, store, spool, policy);
   const hashPool = new HashPool();
   const authenticator = new Authenticator(
     store,
@@ -125,6 +138,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
             accounts: authenticator,
             log: sessionLog,
             newId: newQueueId,
+            queue: relay.etrn,
           }),
       },
       log,
@@ -153,8 +167,10 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   const addresses: BoundAddress[] = [];
   try {
     for (const l of listeners) addresses.push(...(await l.start()));
+    await relay.start();
   } catch (err) {
     await Promise.all(listeners.map((l) => l.stop(0)));
+    await relay.stop();
     await hashPool.close();
     store.close();
     lock.release();
@@ -166,6 +182,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     reloadTls: () => certificates.reload(),
     async stop() {
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
+      await relay.stop();
       await hashPool.close();
       store.close();
       lock.release();
@@ -183,3 +200,111 @@ export function newQueueId(): string {
   return `${Date.now().toString(36).toUpperCase()}${idSalt}${idCounter.toString(36).toUpperCase().padStart(4, "0")}`;
 }
 
+
+interface Relay {
+  readonly etrn: { flush(domain: string, subdomains: boolean): Promise<number>; isLocalDomain(domain: string): boolean };
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The outbound half: queue state, routing (MX or smarthost), the SMTP transport, bounces, the runner
+ * and its scheduler, the sendmail pickup and the control socket. New queue entries (the spool's
+ * commits, bounces, picked-up mail) are sent at once; deferred ones when due.
+ */
+function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spool: Spool, policy: RecipientPolicy): Relay {
+  const d = config.delivery;
+  const relayLog = log.child({ component: "relay" });
+  const queueDir = path.join(config.data_dir, "queue");
+  const state = new QueueState(queueDir);
+  const password = d.smarthost_password ?? (d.smarthost_password_file ? fs.readFileSync(d.smarthost_password_file, "utf8").split(/\r?\n/)[0] : undefined);
+  const transport = new SmtpTransport({
+    helo: config.hostname,
+    requireTls: d.require_tls,
+    requireTlsDomains: d.require_tls_domains,
+    ...(d.smarthost
+      ? { smarthost: { security: d.smarthost_security, verifyCertificate: d.smarthost_verify, ...(d.smarthost_username && password ? { auth: { user: d.smarthost_username, password } } : {}) } }
+      : {}),
+  });
+  const router = makeRouter({ servers: config.dns.servers, localNames: [config.hostname], localDomains: config.domains, mxPort: d.mx_port, ...(d.smarthost ? { smarthost: d.smarthost } : {}) });
+  /** Where an address leads when Petrel itself sends (bounces, sendmail): relay allowed. */
+  const decide = (address: string): { route: Route } | { refused: string } => {
+    const a = parseAddress(address);
+    if (!a) return { refused: "bad address syntax" };
+    const decision = policy.checkRecipient(a, undefined, true);
+    return decision.route ? { route: decision.route } : { refused: decision.reply.lines.join(" ") };
+  };
+  let scheduler: QueueScheduler | null = null;
+  const kick = () => scheduler?.kick();
+  const runner = new QueueRunner({
+    queueDir,
+    state,
+    router,
+    transport,
+    retry: { schedule: d.retry_schedule, maxQueueAge: d.max_queue_age, jitter: 0.1 },
+    bounces: new BounceSender({
+      hostname: config.hostname,
+      spool,
+      routeOf: (a) => {
+        const r = decide(a);
+        return "route" in r ? r.route : null;
+      },
+      newId: newQueueId,
+      log: relayLog,
+      onQueued: kick,
+    }),
+    log: relayLog,
+  });
+  const pickup = new MaildropPickup({ dataDir: config.data_dir, hostname: config.hostname, spool, routeOf: decide, newId: newQueueId, log: relayLog, onQueued: kick });
+  scheduler = new QueueScheduler(
+    {
+      runOnce: async (domain) => {
+        if (domain === undefined) await pickup.run();
+        return runner.runOnce(domain);
+      },
+      nextDue: () => runner.nextDue(),
+    },
+    { idleMs: d.queue_run_interval * 1000, onError: (err) => relayLog.error({ err }, "queue run failed") },
+  );
+  spool.onQueued = kick;
+  const flush = async (domain: string | undefined, subdomains: boolean): Promise<number> => {
+    const n = await runner.flush(domain, subdomains);
+    scheduler?.kick();
+    return n;
+  };
+  const control = new ControlServer(
+    config.data_dir,
+    async (req): Promise<ControlAnswer> => {
+      if (req.cmd === "ping") return { ok: true };
+      if (req.cmd === "pickup") {
+        const picked = await pickup.run();
+        return { ok: true, picked };
+      }
+      return { ok: true, messages: await flush(req.domain, false) };
+    },
+    relayLog,
+  );
+  return {
+    etrn: { flush: (domain, subdomains) => flush(domain, subdomains), isLocalDomain: (domain) => store.isLocalDomain(domain) },
+    async start() {
+      try {
+        await control.start();
+      } catch (err) {
+        relayLog.warn({ err: (err as Error).message }, "control socket unavailable: queue flush and sendmail's pickup request wait for the next queue run");
+      }
+      scheduler?.start();
+    },
+    /**
+     * Stops planning runs; a run in progress (an SMTP session may wait minutes for a slow peer) gets
+     * the shutdown grace period. A result that arrives after the state is closed is lost, so that
+     * message is tried again after the restart (the one duplicate SMTP itself allows).
+     */
+    async stop() {
+      spool.onQueued = undefined;
+      const graceMs = config.limits.shutdown_grace * 1000;
+      await Promise.race([scheduler?.stop(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      await control.stop();
+      state.close();
+    },
+  };
+}

@@ -2,10 +2,14 @@
 // Two sources, read without the server: data_dir/maildrop/new (sendmail's drops, before pickup) and
 // data_dir/queue (queue/queue-entry.ts: message + v2 envelope, one state per recipient). Read-only;
 // an entry it cannot parse is shown as such rather than hiding the rest. Plain table on stdout.
+import fsSync from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
+import { controlRequest } from "../control/control-socket.js";
+import { UsageError } from "../core/errors.js";
 import { listMaildrop, readDroppedEnvelope } from "../queue/maildrop.js";
+import { QueueState } from "../queue/queue-state.js";
 import type { QueueEnvelope, QueueRecipient } from "../queue/queue-entry.js";
 import { CONFIG_HELP, loadCliConfig, oneLineErrors, type ConfigOption } from "./context.js";
 
@@ -29,6 +33,18 @@ export function registerQueue(program: Command): void {
       const config = loadCliConfig(opts);
       const listings = [...(await maildropListings(config.data_dir)), ...(await queueListings(path.join(config.data_dir, "queue")))];
       process.stdout.write(formatQueueList(listings, new Date()));
+    });
+  queue
+    .command("flush [domain]")
+    .description("ask the running server to try every waiting message now (or only those for DOMAIN)")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (domain: string | undefined, opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      const answer = await controlRequest(config.data_dir, { cmd: "flush", ...(domain ? { domain: domain.toLowerCase() } : {}) });
+      if (answer === "not-running") throw new UsageError("the server is not running (no control socket in data_dir); the queue is sent when it starts");
+      if (!answer.ok) throw new UsageError(`the server refused: ${answer.error}`);
+      const n = Number(answer.messages ?? 0);
+      process.stdout.write(`${n} message${n === 1 ? "" : "s"} ${domain ? `for ${domain.toLowerCase()} ` : ""}queued for delivery now\n`);
     });
 }
 
@@ -61,6 +77,8 @@ export async function queueListings(queueDir: string): Promise<QueueListing[]> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
+  // What the relay did since: queue/state.db (read when it exists; the listing never creates it).
+  const state = fsSync.existsSync(path.join(queueDir, "state.db")) ? new QueueState(queueDir) : null;
   const out: QueueListing[] = [];
   for (const name of names.sort()) {
     const id = name.slice(0, -".json".length);
@@ -74,8 +92,14 @@ export async function queueListings(queueDir: string): Promise<QueueListing[]> {
       continue;
     }
     const arrived = new Date(env.received);
-    out.push({ id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: env.sender, recipients: env.recipients.map((r) => ({ to: r.to, state: recipientState(r) })) });
+    const current = state ? state.status(env) : null;
+    const recipients = env.recipients.map((r, i) => {
+      const c = current?.[i];
+      return { to: r.to, state: recipientState(c ? { ...r, state: c.state, attempts: c.attempts, next_attempt: c.nextAttempt === null ? null : new Date(c.nextAttempt).toISOString() } : r) };
+    });
+    out.push({ id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: env.sender, recipients });
   }
+  state?.close();
   return out;
 }
 

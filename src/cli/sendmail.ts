@@ -4,6 +4,7 @@
 // while the server is down. Adds From, Date and Message-ID when missing (RFC 5322 §3.6, RFC 6409 §8),
 // removes Bcc; exits with sysexits.h codes and one "sendmail: ..." line per error. Trusts nothing on
 // stdin or the command line; memory stays bounded by the header section (MAX_HEADER), never the message.
+import { controlRequest } from "../control/control-socket.js";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -142,6 +143,9 @@ async function sendmail(args: readonly string[], io: SendmailIo): Promise<void> 
     await writer.abort();
     throw err;
   }
+  // The message is safe on disk; a running server takes it at once when asked (else at its next
+  // queue run, or at start). Nothing here can fail the send.
+  await controlRequest(config.data_dir, { cmd: "pickup" }, 2000).catch(() => undefined);
 }
 
 /** -f as given ("" and "<>" are the null sender), else user@hostname; bare names get @hostname. */

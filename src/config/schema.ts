@@ -166,6 +166,8 @@ export const configSchema = z.strictObject({
       max_queue_age: seconds.positive().default(5 * 24 * 3600),
       /** A file holding the smarthost password (first line), instead of smarthost_password in the config. */
       smarthost_password_file: z.string().min(1).optional(),
+      /** Check the smarthost's certificate (off only for a test smarthost with a self-signed one). */
+      smarthost_verify: z.boolean().default(true),
       /** Refuse to send without STARTTLS to every destination (default: opportunistic, unverified). */
       require_tls: z.boolean().default(false),
       /** Domains mail to which must go over TLS even when require_tls is off. */

@@ -141,6 +141,23 @@ export class QueueRunner {
   }
 
   /**
+   * `queue flush` and ETRN: every recipient still waiting (of this domain, or under it) becomes due
+   * now; the next run tries them. Returns how many messages that concerns.
+   */
+  async flush(domain?: string, subdomains = false): Promise<number> {
+    const d = domain?.toLowerCase();
+    const matches = (to: string) => d === undefined || domainOf(to) === d || (subdomains && domainOf(to).endsWith(`.${d}`));
+    let messages = 0;
+    for (const m of await scanQueue(this.deps.queueDir, this.deps.state)) {
+      const waiting = m.recipients.filter((r) => !isFinal(r) && matches(r.to)).map((r) => r.to);
+      if (waiting.length === 0) continue;
+      this.deps.state.reschedule(m.envelope.id, waiting, this.now());
+      messages++;
+    }
+    return messages;
+  }
+
+  /**
    * The sender learns of recipients that failed for good. Never a bounce for a bounce (RFC 5321
    * §4.5.5): a message from the null sender that fails is logged and dropped. The failures are
    * recorded before this runs, so a crash here loses the bounce, never sends the message twice.

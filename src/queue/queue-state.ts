@@ -56,6 +56,7 @@ export class QueueState {
   private readonly upsert: Database.Statement;
   private readonly select: Database.Statement;
   private readonly remove: Database.Statement;
+  private readonly reschedule1: Database.Statement;
 
   constructor(queueDir: string) {
     fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
@@ -73,6 +74,7 @@ export class QueueState {
     );
     this.select = this.db.prepare("SELECT rcpt, state, reply, attempts, next_attempt FROM recipients WHERE id = ?");
     this.remove = this.db.prepare("DELETE FROM recipients WHERE id = ?");
+    this.reschedule1 = this.db.prepare("UPDATE recipients SET next_attempt = ? WHERE id = ? AND rcpt = ? AND state = 'deferred'");
   }
 
   close(): void {
@@ -98,6 +100,16 @@ export class QueueState {
       if (!row) return { to: r.to, state: r.state, attempts: r.attempts, nextAttempt: r.next_attempt === null ? null : Date.parse(r.next_attempt) };
       return { to: r.to, state: stateOf(row), attempts: row.attempts, nextAttempt: row.next_attempt };
     });
+  }
+
+  /**
+   * Makes deferred recipients due at `at` (queue flush, ETRN) without counting an attempt; recipients
+   * without a row are due since arrival already.
+   */
+  reschedule(id: string, recipients: readonly string[], at: number): void {
+    this.db.transaction(() => {
+      for (const rcpt of recipients) this.reschedule1.run(at, id, rcpt);
+    })();
   }
 
   /** Forgets a message whose recipients are all final (its files are removed by the caller first). */

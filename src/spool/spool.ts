@@ -50,7 +50,7 @@ export interface Envelope extends TraceInfo {
    * Where the message comes from: "submission" (an authenticated user, RFC 6409) gets a Date and a
    * Message-ID when it lacks them; "smtp" (another server relaying) is stored as it came.
    */
-  readonly source?: "smtp" | "submission";
+  readonly source?: "smtp" | "submission" | "local" | "bounce";
   /** RFC 3461 RET and ENVID from MAIL, when given: kept in the queue entry for bounces. */
   readonly dsn?: MailDsnParams;
   /** Reverse-path; "" for the null sender <>. */
@@ -84,6 +84,9 @@ const FANOUT_BATCH = 16;
 const SYNC_CONCURRENCY = 16;
 
 export class Spool {
+  /** Called after the commit of a message with off-site recipients (the relay sends it at once). */
+  onQueued: ((id: string) => void) | undefined;
+
   constructor(
     private readonly dataDir: string,
     private readonly log: Logger,
@@ -112,7 +115,7 @@ export class Spool {
     if (remote.length) {
       copies.push(newCopy("queue", "", q.messageTmp, path.dirname(q.message), path.basename(q.message), receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
     }
-    const msg = new IncomingMessage({ dataDir: this.dataDir, dirSync: this.dirSync, log: this.log }, env, copies, remote);
+    const msg = new IncomingMessage({ dataDir: this.dataDir, dirSync: this.dirSync, log: this.log, ...(this.onQueued ? { onQueued: this.onQueued } : {}) }, env, copies, remote);
     if (env.source === "submission")
       msg.submission = new SubmissionHeaders({ hostname: env.hostname, now: () => new Date(), messageId: () => `${env.id}.${crypto.randomBytes(6).toString("hex")}` });
     try {
@@ -155,6 +158,7 @@ interface SpoolContext {
   readonly dataDir: string;
   readonly dirSync: DirSyncer;
   readonly log: Logger;
+  readonly onQueued?: (id: string) => void;
 }
 
 export class IncomingMessage {
@@ -266,6 +270,7 @@ export class IncomingMessage {
       this.ctx.log.error({ err, id: this.env.id }, "onAck failed after the commit");
     }
     fault("after-ack");
+    if (this.remote.length) this.ctx.onQueued?.(this.env.id);
   }
 
   /**

@@ -21,6 +21,8 @@ export interface StartOptions {
   readonly openFileLimit?: number;
   /** Environment for the server process (added to this process's), e.g. PETREL_FAULT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The [dns] servers entry (default "127.0.0.1:53"): a loopback DNS server of the test. */
+  readonly dns?: string;
   /** Also start these listeners on random ports (they are off by default in tests). */
   readonly listeners?: readonly ("submission" | "submissions" | "pop3s")[];
   /** Use this existing folder (a restart: its petrel.toml is kept if present) instead of a new one. */
@@ -73,7 +75,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
       'pop3 = ["127.0.0.1:0"]',
       `pop3s = [${opts.listeners?.includes("pop3s") ? '"127.0.0.1:0"' : ""}]`,
       "[dns]",
-      'servers = ["127.0.0.1:53"]',
+      `servers = [${JSON.stringify(opts.dns ?? "127.0.0.1:53")}]`,
       opts.toml ?? "",
       "",
     ].join("\n"),

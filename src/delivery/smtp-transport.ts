@@ -1,0 +1,84 @@
+// The runner's Transport over Petrel's SMTP client: one connection per attempt (greeting, EHLO,
+// STARTTLS, AUTH for a smarthost), one transaction for the domain's recipients, the content streamed
+// from the queue file with CRLF line ends (queue/queued-content.ts). MX hosts get opportunistic,
+// unverified STARTTLS unless TLS is required for all or for the domain; a smarthost gets its
+// configured security and credentials. A connection that cannot be made or used is "unreachable"
+// (the runner tries the next address, then defers). Never logs a password.
+import { isAscii } from "../core/address.js";
+import type { Reply } from "../core/reply.js";
+import type { QueuedMessage } from "../queue/queue-scan.js";
+import { crlfContent, measure } from "../queue/queued-content.js";
+import { ClientError } from "../smtp-client/client-error.js";
+import { SmtpClientConnection, type ClientOptions, type ClientTimeouts } from "../smtp-client/smtp-client-connection.js";
+import type { AttemptResult, Target, Transport } from "./queue-runner.js";
+
+export interface SmtpTransportOptions {
+  /** Our name in EHLO. */
+  readonly helo: string;
+  readonly requireTls: boolean;
+  readonly requireTlsDomains: readonly string[];
+  readonly smarthost?: {
+    readonly security: "starttls" | "tls" | "none";
+    readonly verifyCertificate: boolean;
+    readonly auth?: { readonly user: string; readonly password: string };
+  };
+  readonly timeouts?: Partial<ClientTimeouts>;
+}
+
+export class SmtpTransport implements Transport {
+  constructor(private readonly opts: SmtpTransportOptions) {}
+
+  private clientOptions(target: Target, domain: string): ClientOptions {
+    const base = { helo: this.opts.helo, ...(this.opts.timeouts ? { timeouts: this.opts.timeouts } : {}) };
+    const sh = this.opts.smarthost;
+    if (target.profile === "smarthost" && sh) {
+      const security = sh.security === "starttls" ? "require-tls" : sh.security;
+      return { ...base, security, verifyCertificate: sh.verifyCertificate, servername: target.host, ...(sh.auth ? { auth: sh.auth } : {}) };
+    }
+    const require = this.opts.requireTls || this.opts.requireTlsDomains.includes(domain);
+    return { ...base, security: require ? "require-tls" : "opportunistic", verifyCertificate: false, servername: target.host };
+  }
+
+  async attempt(target: Target, m: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult> {
+    const domain = recipients[0]!.slice(recipients[0]!.lastIndexOf("@") + 1).toLowerCase();
+    let conn: SmtpClientConnection;
+    try {
+      conn = await SmtpClientConnection.connect(target.host, target.address, target.port, this.clientOptions(target, domain));
+    } catch (err) {
+      return { kind: "unreachable", reason: reasonOf(err) };
+    }
+    try {
+      const facts = await measure(m.messagePath);
+      const env = m.envelope;
+      const byTo = new Map(env.recipients.map((r) => [r.to, r]));
+      const notify = new Map<string, string>();
+      const orcpt = new Map<string, string>();
+      for (const to of recipients) {
+        const r = byTo.get(to);
+        if (r?.notify) notify.set(to, r.notify);
+        if (r?.orcpt) orcpt.set(to, r.orcpt);
+      }
+      const { results } = await conn.send({
+        sender: env.sender,
+        recipients,
+        size: facts.size,
+        eightBit: facts.eightBit,
+        smtpUtf8: !isAscii(env.sender) || recipients.some((r) => !isAscii(r)),
+        open: () => crlfContent(m.messagePath),
+        dsn: { ...(env.ret ? { ret: env.ret } : {}), ...(env.envid ? { envid: env.envid } : {}), notify, orcpt },
+      });
+      await conn.quit().catch(() => undefined);
+      return { kind: "replies", replies: new Map<string, Reply>(results.map((r) => [r.to, r.reply])) };
+    } catch (err) {
+      conn.destroy();
+      // A connection that was up but failed before any result: every recipient waits for a retry.
+      if (err instanceof ClientError && err.reply) return { kind: "replies", replies: new Map(recipients.map((to) => [to, err.reply!])) };
+      return { kind: "unreachable", reason: reasonOf(err) };
+    }
+  }
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof ClientError) return err.reply ? `${err.message} (${err.reply.code} ${err.reply.lines.join(" ")})` : err.message;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,161 @@
+// The relay end to end (issue 9): `petrel serve` delivers queued mail to other domains by MX routing
+// through a loopback DNS server to scriptable SMTP sinks on 127.0.0.2, retries what was deferred,
+// bounces what failed (a readable RFC 3464 report in the sender's Maildir), honours ETRN and
+// `petrel queue flush`, and takes `petrel sendmail`'s drops even when they were made while it was down.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { startDnsServer } from "./helpers/dns-server.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { RawSmtp } from "./helpers/smtp-client.js";
+import { SmtpSink } from "../src/testing/smtp-sink.js";
+
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+async function eventually<T>(what: string, f: () => T | undefined | null | false, ms = 8000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Submits a message over plain SMTP on loopback with AUTH (smtp.auth_without_tls = "loopback"). */
+async function submit(server: TestServer, to: string[], subject: string, extra = ""): Promise<string> {
+  const c = await RawSmtp.connect(server.smtpPort);
+  assert.equal((await c.reply()).code, 220);
+  assert.equal((await c.command("EHLO client.test")).code, 250);
+  assert.equal((await c.command(`AUTH PLAIN ${b64("\0alice@example.test\0pw")}`)).code, 235);
+  assert.equal((await c.command(`MAIL FROM:<alice@example.test>${extra}`)).code, 250);
+  for (const t of to) assert.equal((await c.command(`RCPT TO:<${t}>`)).code, 250);
+  assert.equal((await c.command("DATA")).code, 354);
+  c.write(`From: alice@example.test\r\nSubject: ${subject}\r\n\r\nhello ${subject}\r\n.\r\n`);
+  const r = await c.reply();
+  assert.equal(r.code, 250, r.raw);
+  c.close();
+  return /queued as (\w+)/.exec(r.raw)![1]!;
+}
+
+describe("relay by MX", () => {
+  let dns: Awaited<ReturnType<typeof startDnsServer>>;
+  let sink: SmtpSink;
+  let server: TestServer;
+  const rcptReplies = new Map<string, string[]>();
+  before(async () => {
+    sink = await SmtpSink.start(
+      {
+        rcpt: (to) => {
+          const queue = rcptReplies.get(to.toLowerCase());
+          return queue?.length ? queue.shift()! : "250 2.1.5 Ok";
+        },
+      },
+      "127.0.0.2",
+    );
+    dns = await startDnsServer({
+      "far.test": { MX: [[10, "mx.far.test"]] },
+      "mx.far.test": { A: ["127.0.0.2"] },
+      "nullmx.test": { MX: [[0, "."]] },
+    });
+    server = await startTestServer({
+      dns: `127.0.0.1:${dns.port}`,
+      toml: `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [1]\nqueue_run_interval = 1\n`,
+      users: [["alice@example.test", "pw"]],
+    });
+  });
+  after(async () => {
+    await server.stop();
+    await sink.close();
+    await dns.close();
+  });
+
+  const bounceFor = (subject: string) =>
+    server
+      .mailbox("alice@example.test")
+      .map((f) => fs.readFileSync(f, "utf8"))
+      .find((t) => t.includes("Subject: Undelivered Mail Returned to Sender") && t.includes(`Subject: ${subject}`));
+
+  test("a submitted message for another domain is delivered to its MX at once and leaves the queue", async () => {
+    const id = await submit(server, ["friend@far.test"], "to the world");
+    const tx = await eventually("the sink's transaction", () => sink.transactions.find((t) => t.body?.toString().includes("Subject: to the world")));
+    assert.equal(tx.mailLine, "MAIL FROM:<alice@example.test> SIZE=" + tx.size);
+    assert.deepEqual(tx.rcptLines, ["RCPT TO:<friend@far.test>"]);
+    assert.match(tx.body!.toString(), /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTPA id \w+\r\n\tfor <friend@far\.test>;/);
+    const line = await eventually("the delivery log line", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id));
+    assert.equal(line.status, "sent");
+    assert.match(String(line.relay), /^mx\.far\.test\[127\.0\.0\.2\]$/);
+    await eventually("an empty queue", () => !fs.existsSync(`${server.dataDir}/queue/envelopes/${id}.json`));
+  });
+
+  test("550 from the remote server: a bounce in the sender's Maildir naming the server and its reply", async () => {
+    rcptReplies.set("gone@far.test", ["550 5.1.1 <gone@far.test>: no such user here"]);
+    await submit(server, ["gone@far.test"], "to nobody");
+    const bounce = await eventually("the bounce", () => bounceFor("to nobody"));
+    assert.match(bounce, /^Return-Path: <>\n/);
+    assert.match(bounce, /\nFinal-Recipient: rfc822;\s*gone@far\.test\n/);
+    assert.match(bounce, /\nRemote-MTA: dns;\s*mx\.far\.test\n/);
+    assert.match(bounce, /\nDiagnostic-Code: smtp;\s*550 5\.1\.1 <gone@far\.test>: no such user here\n/);
+    assert.match(bounce, /The mail server mx\.far\.test said:/);
+  });
+
+  test("a null MX domain bounces at once with 5.1.10, without any connection", async () => {
+    const before = sink.sessions.length;
+    await submit(server, ["x@nullmx.test"], "to a null MX");
+    const bounce = await eventually("the bounce", () => bounceFor("to a null MX"));
+    assert.match(bounce, /\nStatus: 5\.1\.10\n/);
+    assert.equal(sink.sessions.length, before);
+  });
+
+  test("451 is retried by the schedule until it is accepted", async () => {
+    rcptReplies.set("later@far.test", ["451 4.7.1 greylisted, try again", "451 4.7.1 still greylisted"]);
+    const id = await submit(server, ["later@far.test"], "greylisted");
+    await eventually("delivered after two deferrals", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "sent"), 15_000);
+    const tries = server.logLines().filter((l) => l.msg === "delivery" && l.id === id).map((l) => l.status);
+    assert.deepEqual(tries, ["deferred", "deferred", "sent"]);
+  });
+
+  test("ETRN starts a run for a domain with mail waiting (253) and petrel queue flush does the same; 251 and 459 otherwise", async () => {
+    rcptReplies.set("etrn@far.test", ["451 4.3.0 busy", "451 4.3.0 busy", "451 4.3.0 busy"]);
+    const id = await submit(server, ["etrn@far.test"], "waiting for ETRN");
+    const c = await RawSmtp.connect(server.smtpPort);
+    await c.reply();
+    const ehlo = await c.command("EHLO client.test");
+    assert.ok(ehlo.lines.includes("ETRN"), ehlo.raw);
+    assert.match((await c.command("ETRN far.test")).raw, /^253 2\.0\.0 OK, [1-9]\d* pending messages for node <far\.test> started\r\n$/);
+    assert.equal((await c.command("ETRN nothing-waiting.test")).raw, "251 2.0.0 OK, no messages waiting for node <nothing-waiting.test>\r\n");
+    assert.equal((await c.command("ETRN example.test")).code, 459);
+    c.close();
+    const r = server.petrel(["queue", "flush", "far.test"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\d+ messages? for far\.test queued for delivery now\n$/);
+    await eventually("delivered", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "sent"), 15_000);
+    assert.ok(server.logLines().some((l) => l.msg === "ETRN" && l.domain === "far.test"));
+  });
+});
+
+describe("petrel sendmail while the server is down", () => {
+  test("the dropped message is picked up at start and delivered by MX", async () => {
+    const sink = await SmtpSink.start({}, "127.0.0.2");
+    const dns = await startDnsServer({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
+    const first = await startTestServer({ dns: `127.0.0.1:${dns.port}`, toml: `[delivery]\nmx_port = ${sink.port}\n`, keepDir: true });
+    await first.stop();
+    try {
+      const drop = first.petrel(["sendmail", "-t", "-f", "cron@example.test"], "To: ops@far.test\nSubject: cron output\n\nall good\n");
+      assert.equal(drop.status, 0, drop.stderr);
+      const again = await startTestServer({ dir: first.dir, keepDir: true });
+      try {
+        const tx = await eventually("delivery of the dropped message", () => sink.transactions.find((t) => t.body?.toString().includes("Subject: cron output")));
+        assert.deepEqual(tx.rcptLines, ["RCPT TO:<ops@far.test>"]);
+        assert.match(tx.body!.toString(), /\r\nall good\r\n$/);
+        assert.match(tx.body!.toString(), /\r\nDate: .+\r\nMessage-ID: <.+>\r\n/);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      fs.rmSync(first.dir, { recursive: true, force: true });
+      await sink.close();
+      await dns.close();
+    }
+  });
+});
