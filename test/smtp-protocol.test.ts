@@ -71,7 +71,7 @@ describe("SMTP dialogue", () => {
       assert.equal(r.lines[0], `${HOSTNAME} Hello client.example [127.0.0.1]`);
       assert.deepEqual(
         r.lines.slice(1).sort(),
-        ["PIPELINING", `SIZE ${10 * 1024 * 1024}`, "STARTTLS", "8BITMIME", "DSN", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP"].sort(),
+        ["PIPELINING", `SIZE ${10 * 1024 * 1024}`, "STARTTLS", "8BITMIME", "DSN", "ETRN", "ENHANCEDSTATUSCODES", "SMTPUTF8", "CHUNKING", "HELP"].sort(),
       );
       // Multi-line form: "250-" on every line but the last (RFC 5321 §4.2.1).
       const raw = r.raw.split("\r\n").filter(Boolean);
