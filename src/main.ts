@@ -242,6 +242,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
     router,
     transport,
     retry: { schedule: d.retry_schedule, maxQueueAge: d.max_queue_age, jitter: 0.1 },
+    concurrency: { total: d.max_concurrency, perDestination: d.destination_concurrency },
     bounces: new BounceSender({
       hostname: config.hostname,
       spool,

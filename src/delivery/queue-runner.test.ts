@@ -13,7 +13,7 @@ import { silentLogger } from "../core/log.js";
 import { scanQueue } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
 import { Spool } from "../spool/spool.js";
-import { QueueRunner, type AttemptResult, type Bounces, type Destination, type FailedRecipient } from "./queue-runner.js";
+import { QueueRunner, runLimited, type AttemptResult, type Bounces, type Destination, type FailedRecipient } from "./queue-runner.js";
 
 let dataDir: string;
 let queueDir: string;
@@ -236,4 +236,63 @@ test("NOTIFY=NEVER asks for no bounce: such a recipient fails silently, the othe
   );
   await runner.runOnce();
   assert.deepEqual(bounced, ["loud@far.test"]);
+});
+
+test("runLimited: never more than the total at once, nor per destination; every job runs once, in order per destination", async () => {
+  const jobs = Array.from({ length: 30 }, (_, i) => ({ i, key: `d${i % 3}` }));
+  let running = 0;
+  let peak = 0;
+  const perKey = new Map<string, number>();
+  let peakPerKey = 0;
+  const done: number[] = [];
+  await runLimited(jobs, (j) => j.key, { total: 5, perDestination: 2 }, async (j) => {
+    running++;
+    perKey.set(j.key, (perKey.get(j.key) ?? 0) + 1);
+    peak = Math.max(peak, running);
+    peakPerKey = Math.max(peakPerKey, perKey.get(j.key)!);
+    await new Promise((r) => setTimeout(r, 3 + (j.i % 4)));
+    perKey.set(j.key, perKey.get(j.key)! - 1);
+    running--;
+    done.push(j.i);
+  });
+  assert.equal(done.length, 30);
+  assert.ok(peak <= 5 && peak >= 4, `peak ${peak}`);
+  assert.equal(peakPerKey, 2);
+  const errors: unknown[] = [];
+  await runLimited([1, 2], () => "k", { total: 2, perDestination: 2 }, async (n) => {
+    if (n === 1) throw new Error("boom");
+  }, (e) => errors.push(e));
+  assert.equal(errors.length, 1);
+  await runLimited([], () => "k", { total: 1, perDestination: 1 }, async () => undefined);
+});
+
+test("jobs of several domains run in parallel within the limits; each message gets one bounce for all its failures", async () => {
+  const t0 = Date.now();
+  await queue("P1", ["a@one.test", "b@two.test", "c@three.test"], new Date(t0));
+  let inFlight = 0;
+  let peak = 0;
+  const bounced: string[][] = [];
+  const hosts = (h: string): Destination => ({ kind: "hosts", port: 25, profile: "mx", hosts: [{ host: h, addresses: ["127.0.0.15"] }] });
+  const runner = new QueueRunner({
+    queueDir,
+    state,
+    router: { route: async (d) => hosts(`mx.${d}`) },
+    transport: {
+      async attempt(_t, _m, rcpts) {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, 30));
+        inFlight--;
+        return { kind: "replies", replies: new Map(rcpts.map((r) => [r, reply(550, "5.1.1", "no")])) };
+      },
+    },
+    retry: { schedule: [60], maxQueueAge: 3600 },
+    concurrency: { total: 10, perDestination: 2 },
+    bounces: { bounce: async (_m, failed) => void bounced.push(failed.map((f) => f.to).sort()) },
+    log: silentLogger(),
+    now: () => t0,
+  });
+  await runner.runOnce();
+  assert.equal(peak, 3, "the three domains at once");
+  assert.deepEqual(bounced, [["a@one.test", "b@two.test", "c@three.test"]]);
 });

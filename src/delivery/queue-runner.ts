@@ -8,7 +8,7 @@ import type { Logger } from "../core/log.js";
 import { reply, replyText, type Reply } from "../core/reply.js";
 import type { RecipientState } from "../queue/queue-entry.js";
 import { dueRecipients, isFinished, removeEntry, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
-import { isFinal, type AttemptOutcome, type QueueState } from "../queue/queue-state.js";
+import { isFinal, type AttemptOutcome, type QueueState, type RecipientStatus } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
 /**
@@ -65,10 +65,51 @@ export interface RunnerDeps {
   readonly router: Router;
   readonly transport: Transport;
   readonly retry: RetryPolicy;
+  /** Deliveries at once, in all and to one destination (domain); default one at a time. */
+  readonly concurrency?: Concurrency;
   /** Without it, failures are only logged (tests; the wiring always gives one). */
   readonly bounces?: Bounces;
   readonly log: Logger;
   readonly now?: () => number;
+}
+
+export interface Concurrency {
+  readonly total: number;
+  readonly perDestination: number;
+}
+
+/**
+ * Runs every job, at most `limits.total` at once and at most `limits.perDestination` with the same
+ * key; jobs of one key keep their order. Resolves when all are done (a job's error is its own).
+ */
+export async function runLimited<T>(jobs: readonly T[], keyOf: (job: T) => string, limits: Concurrency, run: (job: T) => Promise<void>, onError: (err: unknown) => void = () => undefined): Promise<void> {
+  const waiting = [...jobs];
+  const active = new Map<string, number>();
+  let running = 0;
+  await new Promise<void>((resolve) => {
+    const start = () => {
+      if (waiting.length === 0 && running === 0) return resolve();
+      for (let i = 0; i < waiting.length && running < limits.total; ) {
+        const job = waiting[i]!;
+        const key = keyOf(job);
+        if ((active.get(key) ?? 0) >= limits.perDestination) {
+          i++;
+          continue;
+        }
+        waiting.splice(i, 1);
+        running++;
+        active.set(key, (active.get(key) ?? 0) + 1);
+        void run(job)
+          .catch(onError)
+          .finally(() => {
+            running--;
+            active.set(key, active.get(key)! - 1);
+            start();
+          });
+      }
+    };
+    start();
+  });
 }
 
 export interface RunSummary {
@@ -95,27 +136,38 @@ export class QueueRunner {
     const { queueDir, state, log } = this.deps;
     const summary = { attempted: 0, delivered: 0, deferred: 0, failed: 0, removed: 0 };
     const messages = await scanQueue(queueDir, state, (file, err) => log.error({ file, err }, "queue envelope unreadable; skipped"));
+    // One job per message and domain (one transaction there); jobs run in parallel within the limits.
+    const jobs: { m: QueuedMessage; domain: string; recipients: RecipientStatus[] }[] = [];
     for (const m of messages) {
-      const due = dueRecipients(m, this.now()).filter((r) => onlyDomain === undefined || domainOf(r.to) === onlyDomain.toLowerCase());
-      const byDomain = new Map<string, typeof due>();
-      for (const r of due) byDomain.set(domainOf(r.to), [...(byDomain.get(domainOf(r.to)) ?? []), r]);
-      const failed: FailedRecipient[] = [];
-      for (const [domain, recipients] of byDomain) {
-        const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
-        state.record(outcomes);
-        for (const o of outcomes) {
-          summary.attempted++;
-          if (o.state.kind === "delivered") summary.delivered++;
-          else if (o.state.kind === "failed") {
-            summary.failed++;
-            // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
-            const notify = m.envelope.recipients.find((r) => r.to === o.to)?.notify;
-            if (notify === undefined || notify.split(",").includes("FAILURE")) failed.push({ to: o.to, reply: o.state.reply, relay });
-          } else summary.deferred++;
-        }
+      const byDomain = new Map<string, RecipientStatus[]>();
+      for (const r of dueRecipients(m, this.now())) {
+        const d = domainOf(r.to);
+        if (onlyDomain === undefined || d === onlyDomain.toLowerCase()) byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
       }
-      if (failed.length) await this.bounce(m, failed);
+      for (const [domain, recipients] of byDomain) jobs.push({ m, domain, recipients });
     }
+    const failedBy = new Map<QueuedMessage, FailedRecipient[]>();
+    const pending = new Map<QueuedMessage, number>();
+    for (const j of jobs) pending.set(j.m, (pending.get(j.m) ?? 0) + 1);
+    await runLimited(jobs, (j) => j.domain, this.deps.concurrency ?? { total: 1, perDestination: 1 }, async ({ m, domain, recipients }) => {
+      const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
+      state.record(outcomes);
+      for (const o of outcomes) {
+        summary.attempted++;
+        if (o.state.kind === "delivered") summary.delivered++;
+        else if (o.state.kind === "failed") {
+          summary.failed++;
+          // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
+          const notify = m.envelope.recipients.find((r) => r.to === o.to)?.notify;
+          if (notify === undefined || notify.split(",").includes("FAILURE")) failedBy.set(m, [...(failedBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
+        } else summary.deferred++;
+      }
+      // The message's last job sends its one bounce for every recipient that failed in this run.
+      const left = pending.get(m)! - 1;
+      pending.set(m, left);
+      const failed = failedBy.get(m);
+      if (left === 0 && failed?.length) await this.bounce(m, failed);
+    }, (err) => log.error({ err }, "delivery job failed"));
     // Entries finished now or by an earlier run (a crash after the last record) go.
     for (const m of await scanQueue(queueDir, state)) {
       if (!isFinished(m)) continue;
