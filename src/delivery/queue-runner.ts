@@ -7,7 +7,7 @@
 import type { Logger } from "../core/log.js";
 import { reply, replyText, type Reply } from "../core/reply.js";
 import type { RecipientState } from "../queue/queue-entry.js";
-import { dueRecipients, isFinished, removeEntry, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
+import { dueRecipients, isFinished, removeEntries, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
 import { isFinal, type AttemptOutcome, type QueueState, type RecipientStatus } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
@@ -168,12 +168,10 @@ export class QueueRunner {
       const failed = failedBy.get(m);
       if (left === 0 && failed?.length) await this.bounce(m, failed);
     }, (err) => log.error({ err }, "delivery job failed"));
-    // Entries finished now or by an earlier run (a crash after the last record) go.
-    for (const m of await scanQueue(queueDir, state)) {
-      if (!isFinished(m)) continue;
-      await removeEntry(queueDir, state, m.envelope.id);
-      summary.removed++;
-    }
+    // Entries finished now or by an earlier run (a crash after the last record) go, all at once.
+    const finished = (await scanQueue(queueDir, state)).filter(isFinished).map((m) => m.envelope.id);
+    await removeEntries(queueDir, state, finished);
+    summary.removed += finished.length;
     return summary;
   }
 

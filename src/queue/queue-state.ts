@@ -116,6 +116,13 @@ export class QueueState {
   forget(id: string): void {
     this.remove.run(id);
   }
+
+  /** forget() for many messages in one transaction. */
+  forgetAll(ids: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.remove.run(id);
+    })();
+  }
 }
 
 function stateOf(row: Row): RecipientState {
