@@ -305,6 +305,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
       const graceMs = config.limits.shutdown_grace * 1000;
       await Promise.race([scheduler?.stop(), new Promise((r) => setTimeout(r, graceMs).unref())]);
       await control.stop();
+      await transport.close();
       state.close();
     },
   };

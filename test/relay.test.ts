@@ -88,6 +88,21 @@ describe("relay by MX", () => {
     await eventually("an empty queue", () => !fs.existsSync(`${server.dataDir}/queue/envelopes/${id}.json`));
   });
 
+  test("messages to one MX host share a connection (the idle connection cache), each in its own transaction", async () => {
+    const sessionsBefore = sink.sessions.length;
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      ids.push(await submit(server, [`reuse${n}@far.test`], `reuse ${n}`));
+      await eventually(`delivery ${n}`, () => server.logLines().find((l) => l.msg === "delivery" && l.id === ids[n - 1] && l.status === "sent"));
+    }
+    // The three went over one connection (perhaps the one the previous test opened), RSET between them.
+    const carrying = sink.sessions.filter((ss) => ss.transactions.some((t) => /Subject: reuse \d/.test(t.body?.toString() ?? "")));
+    assert.equal(carrying.length, 1, "one connection for the three");
+    assert.equal(carrying[0]!.transactions.filter((t) => /Subject: reuse \d/.test(t.body?.toString() ?? "")).length, 3);
+    assert.ok(carrying[0]!.commands.filter((c) => c === "RSET").length >= 2, "RSET between messages");
+    assert.ok(sink.sessions.length - sessionsBefore <= 1);
+  });
+
   test("550 from the remote server: a bounce in the sender's Maildir naming the server and its reply", async () => {
     rcptReplies.set("gone@far.test", ["550 5.1.1 <gone@far.test>: no such user here"]);
     await submit(server, ["gone@far.test"], "to nobody");

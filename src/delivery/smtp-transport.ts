@@ -39,14 +39,67 @@ export class SmtpTransport implements Transport {
     return { ...base, security: require ? "require-tls" : "opportunistic", verifyCertificate: false, servername: target.host };
   }
 
+  /** Idle connections by target, each closed after IDLE_MS unused (Postfix's connection cache). */
+  private readonly idle = new Map<string, { conn: SmtpClientConnection; timer: NodeJS.Timeout }[]>();
+
   async attempt(target: Target, m: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult> {
     const domain = recipients[0]!.slice(recipients[0]!.lastIndexOf("@") + 1).toLowerCase();
+    const options = this.clientOptions(target, domain);
+    // One cache per place and security: domains sharing an MX host (or the smarthost) share connections.
+    const key = `${target.profile} ${target.host} ${target.address} ${target.port} ${options.security}`;
+    const reused = this.take(key);
+    if (reused) {
+      const r = await this.sendOn(reused, key, m, recipients);
+      // The peer may have closed the cached connection meanwhile: then try once on a fresh one.
+      if (r !== "stale") return r;
+    }
     let conn: SmtpClientConnection;
     try {
-      conn = await SmtpClientConnection.connect(target.host, target.address, target.port, this.clientOptions(target, domain));
+      conn = await SmtpClientConnection.connect(target.host, target.address, target.port, options);
     } catch (err) {
       return { kind: "unreachable", reason: reasonOf(err) };
     }
+    const r = await this.sendOn(conn, key, m, recipients);
+    return r === "stale" ? { kind: "unreachable", reason: "the connection closed before the transaction" } : r;
+  }
+
+  /** Closes every idle connection (server shutdown). */
+  async close(): Promise<void> {
+    const all = [...this.idle.values()].flat();
+    this.idle.clear();
+    for (const { timer } of all) clearTimeout(timer);
+    await Promise.all(all.map(({ conn }) => conn.quit().catch(() => conn.destroy())));
+  }
+
+  private take(key: string): SmtpClientConnection | null {
+    const list = this.idle.get(key);
+    while (list?.length) {
+      const { conn, timer } = list.pop()!;
+      clearTimeout(timer);
+      if (conn.currentState === "ready") return conn;
+      conn.destroy();
+    }
+    return null;
+  }
+
+  private keep(key: string, conn: SmtpClientConnection): void {
+    if (conn.currentState !== "ready") return conn.destroy();
+    const list = this.idle.get(key) ?? [];
+    const entry = {
+      conn,
+      timer: setTimeout(() => {
+        const l = this.idle.get(key);
+        const i = l?.indexOf(entry) ?? -1;
+        if (i >= 0) l!.splice(i, 1);
+        void conn.quit().catch(() => conn.destroy());
+      }, IDLE_MS),
+    };
+    entry.timer.unref();
+    list.push(entry);
+    this.idle.set(key, list);
+  }
+
+  private async sendOn(conn: SmtpClientConnection, key: string, m: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult | "stale"> {
     try {
       const facts = await measure(m.messagePath);
       const env = m.envelope;
@@ -67,16 +120,20 @@ export class SmtpTransport implements Transport {
         open: () => crlfContent(m.messagePath),
         dsn: { ...(env.ret ? { ret: env.ret } : {}), ...(env.envid ? { envid: env.envid } : {}), notify, orcpt },
       });
-      await conn.quit().catch(() => undefined);
+      this.keep(key, conn);
       return { kind: "replies", replies: new Map<string, Reply>(results.map((r) => [r.to, r.reply])) };
     } catch (err) {
       conn.destroy();
+      if (err instanceof ClientError && err.code === "state") return "stale";
       // A connection that was up but failed before any result: every recipient waits for a retry.
       if (err instanceof ClientError && err.reply) return { kind: "replies", replies: new Map(recipients.map((to) => [to, err.reply!])) };
       return { kind: "unreachable", reason: reasonOf(err) };
     }
   }
 }
+
+/** How long an unused connection stays open for the next message to the same place. */
+const IDLE_MS = 5000;
 
 function reasonOf(err: unknown): string {
   if (err instanceof ClientError) return err.reply ? `${err.message} (${err.reply.code} ${err.reply.lines.join(" ")})` : err.message;
