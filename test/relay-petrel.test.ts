@@ -7,36 +7,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { startDnsServer } from "./helpers/dns-server.js";
+import { eventually, submit } from "./helpers/relay.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { RawSmtp } from "./helpers/smtp-client.js";
 import { SmtpSink } from "../src/testing/smtp-sink.js";
 
-const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-async function eventually<T>(what: string, f: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-async function submit(server: TestServer, to: string, subject: string): Promise<string> {
-  const c = await RawSmtp.connect(server.smtpPort);
-  assert.equal((await c.reply()).code, 220);
-  assert.equal((await c.command("EHLO client.test")).code, 250);
-  assert.equal((await c.command(`AUTH PLAIN ${b64("\0alice@example.test\0pw")}`)).code, 235);
-  assert.equal((await c.command("MAIL FROM:<alice@example.test>")).code, 250);
-  assert.equal((await c.command(`RCPT TO:<${to}>`)).code, 250);
-  assert.equal((await c.command("DATA")).code, 354);
-  c.write(`From: alice@example.test\r\nSubject: ${subject}\r\n\r\nhello\r\n.\r\n`);
-  const r = await c.reply();
-  assert.equal(r.code, 250, r.raw);
-  c.close();
-  return /queued as (\w+)/.exec(r.raw)![1]!;
-}
 
 const copyWith = (server: TestServer, address: string, subject: string) =>
   server
@@ -70,7 +46,7 @@ describe("a second Petrel as the remote MX and as a smarthost", () => {
       users: [["alice@example.test", "pw"]],
     });
     t.after(() => local.stop());
-    const id = await submit(local, "bob@far.test", "over opportunistic TLS");
+    const id = await submit(local, ["bob@far.test"], "over opportunistic TLS");
     const copy = await eventually("bob's copy", () => copyWith(remote, "bob@far.test", "over opportunistic TLS"));
     assert.match(copy, /^Return-Path: <alice@example\.test>\nReceived: from mx\.petrel\.test \(\[127\.0\.0\.1\]\)\n\t\(using TLSv1\.3 with cipher \S+ \(\d+\/\d+ bits\)\)\n\tby mx\.far\.test \(Petrel\) with ESMTPS id /);
     assert.match(copy, new RegExp(`\\n\\tby mx\\.petrel\\.test \\(Petrel\\) with ESMTPA id ${id}\\n`), "our own Received line travels with it");
@@ -96,7 +72,7 @@ describe("a second Petrel as the remote MX and as a smarthost", () => {
       users: [["alice@example.test", "pw"]],
     });
     t.after(() => local.stop());
-    await submit(local, "bob@far.test", "through the smarthost");
+    await submit(local, ["bob@far.test"], "through the smarthost");
     const copy = await eventually("bob's copy", () => copyWith(remote, "bob@far.test", "through the smarthost"));
     assert.match(copy, /\n\t\(Authenticated sender: relay@far\.test\)\n\tby mx\.far\.test \(Petrel\) with ESMTPSA id /);
     assert.ok(!local.logs().includes("relay-pw"), "the smarthost password is never logged");
@@ -111,7 +87,7 @@ describe("SIGKILL with a deferred message", () => {
     const toml = `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [1]\nqueue_run_interval = 1\n`;
     const first = await startTestServer({ dns: `127.0.0.1:${dns.port}`, toml, users: [["alice@example.test", "pw"]], keepDir: true });
     try {
-      const id = await submit(first, "ops@far.test", "survives a kill");
+      const id = await submit(first, ["ops@far.test"], "survives a kill");
       await eventually("a deferral", () => first.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "deferred"));
       await first.stop("SIGKILL");
       accept = true;

@@ -6,37 +6,14 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { startDnsServer } from "./helpers/dns-server.js";
+import { eventually, submit } from "./helpers/relay.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { SmtpSink } from "../src/testing/smtp-sink.js";
 
-const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-async function eventually<T>(what: string, f: () => T | undefined | null | false, ms = 8000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Submits a message over plain SMTP on loopback with AUTH (smtp.auth_without_tls = "loopback"). */
-async function submit(server: TestServer, to: string[], subject: string, extra = ""): Promise<string> {
-  const c = await RawSmtp.connect(server.smtpPort);
-  assert.equal((await c.reply()).code, 220);
-  assert.equal((await c.command("EHLO client.test")).code, 250);
-  assert.equal((await c.command(`AUTH PLAIN ${b64("\0alice@example.test\0pw")}`)).code, 235);
-  assert.equal((await c.command(`MAIL FROM:<alice@example.test>${extra}`)).code, 250);
-  for (const t of to) assert.equal((await c.command(`RCPT TO:<${t}>`)).code, 250);
-  assert.equal((await c.command("DATA")).code, 354);
-  c.write(`From: alice@example.test\r\nSubject: ${subject}\r\n\r\nhello ${subject}\r\n.\r\n`);
-  const r = await c.reply();
-  assert.equal(r.code, 250, r.raw);
-  c.close();
-  return /queued as (\w+)/.exec(r.raw)![1]!;
-}
 
 describe("relay by MX", () => {
   let dns: Awaited<ReturnType<typeof startDnsServer>>;

@@ -1,6 +1,7 @@
 // Unit tests of the queue runner with a fake router and transport over entries the real spool wrote:
 // host and address fallback, per-recipient results, retries by the schedule, expiry, routing verdicts,
 // removal of finished entries, one domain at a time (ETRN, queue flush), and the delivery log lines.
+import { queueTestMessage } from "../testing/queued-message.js";
 import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -28,20 +29,7 @@ afterEach(() => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function queue(id: string, remote: string[], receivedAt: Date, sender = "alice@localhost"): Promise<void> {
-  const msg = await new Spool(dataDir, silentLogger()).open({
-    id,
-    sender,
-    recipients: remote.map((r) => ({ address: r, route: { local: [], remote: [r] } })),
-    helo: "client.test",
-    peerAddress: "127.0.0.1",
-    hostname: "mx.test",
-    protocol: "ESMTPSA",
-    receivedAt,
-  });
-  await msg.write([Buffer.from("Subject: queued\r\n\r\nbody\r\n")]);
-  await msg.commit();
-}
+const queue = (id: string, remote: string[], receivedAt: Date, sender = "alice@localhost") => queueTestMessage(dataDir, id, remote, receivedAt, sender);
 
 interface Call {
   readonly target: string;

@@ -1,6 +1,7 @@
 // Unit tests of the queue state and scan on a temporary data_dir, with entries made by the real spool:
 // rows override the envelope, several outcomes commit together, state survives a reopen (a restart),
 // due and finished entries, removal order, and envelopes that do not parse.
+import { queueTestMessage } from "../testing/queued-message.js";
 import { afterEach, beforeEach, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -20,20 +21,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-async function queue(id: string, remote: string[], receivedAt = new Date()): Promise<void> {
-  const msg = await new Spool(dataDir, silentLogger()).open({
-    id,
-    sender: "alice@localhost",
-    recipients: remote.map((r) => ({ address: r, route: { local: [], remote: [r] } })),
-    helo: "client.test",
-    peerAddress: "127.0.0.1",
-    hostname: "mx.test",
-    protocol: "ESMTPSA",
-    receivedAt,
-  });
-  await msg.write([Buffer.from("Subject: queued\r\n\r\nbody\r\n")]);
-  await msg.commit();
-}
+const queue = (id: string, remote: string[], receivedAt = new Date()) => queueTestMessage(dataDir, id, remote, receivedAt);
 
 test("a new entry is scheduled for every recipient and due at once; rows record attempts and survive a reopen", async () => {
   const received = new Date(Date.now() - 1000);
