@@ -46,10 +46,15 @@ async function code(p: Promise<unknown>): Promise<string> {
   }
 }
 
+/** resolveMx's answers without Node 24's extra `type` field (Node 22 has none). */
+async function mx(name: string): Promise<{ exchange: string; priority: number }[]> {
+  return (await resolver.resolveMx(name)).map(({ exchange, priority }) => ({ exchange, priority }));
+}
+
 test("MX records in the zone's order, names lowercased and without the final dot", async () => {
-  assert.deepEqual(await resolver.resolveMx("example.test"), [
-    { exchange: "mx1.example.test", priority: 10, type: "MX" },
-    { exchange: "mx2.example.test", priority: 20, type: "MX" },
+  assert.deepEqual(await mx("example.test"), [
+    { exchange: "mx1.example.test", priority: 10 },
+    { exchange: "mx2.example.test", priority: 20 },
   ]);
 });
 
@@ -67,7 +72,7 @@ test("A, AAAA (including an IPv4-mapped address), TXT split into 255-byte string
 });
 
 test("null MX (RFC 7505) reaches c-ares as one MX with an empty exchange", async () => {
-  assert.deepEqual(await resolver.resolveMx("null.test"), [{ exchange: "", priority: 0, type: "MX" }]);
+  assert.deepEqual(await mx("null.test"), [{ exchange: "", priority: 0 }]);
 });
 
 test("a CNAME answer carries the target's records for the asked type, through chains", async () => {
