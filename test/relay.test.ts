@@ -107,6 +107,25 @@ describe("relay by MX", () => {
     assert.deepEqual(tries, ["deferred", "deferred", "sent"]);
   });
 
+  test("petrel queue show lists a waiting message's recipients and headers; queue delete removes it, sending nothing", async () => {
+    rcptReplies.set("stuck@far.test", Array(50).fill("451 4.2.0 mailbox busy"));
+    const id = await submit(server, ["stuck@far.test"], "stuck in the queue");
+    await eventually("a deferral", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "deferred"));
+    const show = server.petrel(["queue", "show", id]);
+    assert.equal(show.status, 0, show.stderr);
+    assert.match(show.stdout, new RegExp(`^id: ${id}\\nsender: <alice@example\\.test>\\n`));
+    assert.match(show.stdout, /\n {4}stuck@far\.test {2}deferred \(\d+ attempts?, next [^)]+\): 451 4\.2\.0 mailbox busy\n/);
+    assert.match(show.stdout, /\nheaders:\n(?: {4}.*\n)* {4}Subject: stuck in the queue\n/);
+    const del = server.petrel(["queue", "delete", id]);
+    assert.equal(del.status, 0, del.stderr);
+    assert.equal(del.stdout, `deleted ${id}\n`);
+    assert.equal(fs.existsSync(`${server.dataDir}/queue/envelopes/${id}.json`), false);
+    const again = server.petrel(["queue", "show", id]);
+    assert.equal(again.status, 1);
+    assert.equal(again.stderr, `petrel: no queue entry ${id}\n`);
+    assert.ok(!bounceFor("stuck in the queue"), "deleting sends no bounce");
+  });
+
   test("ETRN starts a run for a domain with mail waiting (253) and petrel queue flush does the same; 251 and 459 otherwise", async () => {
     rcptReplies.set("etrn@far.test", ["451 4.3.0 busy", "451 4.3.0 busy", "451 4.3.0 busy"]);
     const id = await submit(server, ["etrn@far.test"], "waiting for ETRN");

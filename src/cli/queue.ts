@@ -9,6 +9,7 @@ import type { Command } from "commander";
 import { controlRequest } from "../control/control-socket.js";
 import { UsageError } from "../core/errors.js";
 import { listMaildrop, readDroppedEnvelope } from "../queue/maildrop.js";
+import { removeEntry } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
 import type { QueueEnvelope, QueueRecipient } from "../queue/queue-entry.js";
 import { CONFIG_HELP, loadCliConfig, oneLineErrors, type ConfigOption } from "./context.js";
@@ -35,6 +36,34 @@ export function registerQueue(program: Command): void {
       process.stdout.write(formatQueueList(listings, new Date()));
     });
   queue
+    .command("show <id>")
+    .description("one queued message: its envelope, each recipient's state and last reply, and its headers")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (id: string, opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      process.stdout.write(await showEntry(path.join(config.data_dir, "queue"), id));
+    });
+  queue
+    .command("delete <id>")
+    .description("remove a message from the queue without sending it or a bounce (through the running server, else directly)")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (id: string, opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new UsageError(`not a queue id: ${JSON.stringify(id)}`);
+      const queueDir = path.join(config.data_dir, "queue");
+      const answer = await controlRequest(config.data_dir, { cmd: "delete", id });
+      if (answer === "not-running") {
+        if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
+        const state = new QueueState(queueDir);
+        try {
+          await removeEntry(queueDir, state, id);
+        } finally {
+          state.close();
+        }
+      } else if (!answer.ok) throw new UsageError(answer.error);
+      process.stdout.write(`deleted ${id}\n`);
+    });
+  queue
     .command("flush [domain]")
     .description("ask the running server to try every waiting message now (or only those for DOMAIN)")
     .option("--config <file>", CONFIG_HELP)
@@ -46,6 +75,30 @@ export function registerQueue(program: Command): void {
       const n = Number(answer.messages ?? 0);
       process.stdout.write(`${n} message${n === 1 ? "" : "s"} ${domain ? `for ${domain.toLowerCase()} ` : ""}queued for delivery now\n`);
     });
+}
+
+/** The text of `queue show ID`: envelope, recipients with their current state, then the message's headers. */
+export async function showEntry(queueDir: string, id: string): Promise<string> {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new UsageError(`not a queue id: ${JSON.stringify(id)}`);
+  const listing = (await queueListings(queueDir)).find((l) => l.id === id);
+  if (!listing) throw new UsageError(`no queue entry ${id}`);
+  const env = JSON.parse(await fs.readFile(path.join(queueDir, "envelopes", `${id}.json`), "utf8")) as QueueEnvelope;
+  let text = `id: ${id}\nsender: <${env.sender}>\nreceived: ${env.received}\nsize: ${listing.size ?? "?"}\n`;
+  if (env.ret || env.envid) text += `dsn: ${[env.ret ? `RET=${env.ret}` : "", env.envid ? `ENVID=${env.envid}` : ""].filter(Boolean).join(" ")}\n`;
+  text += "recipients:\n";
+  for (const r of listing.recipients) text += `    ${r.to}  ${r.state}\n`;
+  text += "headers:\n";
+  const fh = await fs.open(path.join(queueDir, "messages", `${id}.eml`), "r").catch(() => null);
+  if (!fh) return `${text}    (message file missing)\n`;
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
+    const head = buffer.subarray(0, bytesRead).toString("utf8");
+    const end = head.search(/\r?\n\r?\n/);
+    for (const line of (end >= 0 ? head.slice(0, end) : head).split(/\r?\n/)) text += `    ${line.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "?")}\n`;
+  } finally {
+    await fh.close();
+  }
+  return text;
 }
 
 export async function maildropListings(dataDir: string): Promise<QueueListing[]> {

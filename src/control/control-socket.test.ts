@@ -54,4 +54,6 @@ test("parseControlRequest: domains are checked and lowercased", () => {
   assert.equal(parseControlRequest('{"cmd":"flush","domain":"a b"}'), null);
   assert.equal(parseControlRequest('{"cmd":"flush","domain":5}'), null);
   assert.equal(parseControlRequest("[]"), null);
+  assert.deepEqual(parseControlRequest('{"cmd":"delete","id":"ABC123"}'), { cmd: "delete", id: "ABC123" });
+  assert.equal(parseControlRequest('{"cmd":"delete","id":"../etc"}'), null);
 });

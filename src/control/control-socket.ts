@@ -7,7 +7,11 @@ import net from "node:net";
 import path from "node:path";
 import type { Logger } from "../core/log.js";
 
-export type ControlRequest = { readonly cmd: "flush"; readonly domain?: string } | { readonly cmd: "pickup" } | { readonly cmd: "ping" };
+export type ControlRequest =
+  | { readonly cmd: "flush"; readonly domain?: string }
+  | { readonly cmd: "delete"; readonly id: string }
+  | { readonly cmd: "pickup" }
+  | { readonly cmd: "ping" };
 export type ControlAnswer = { readonly ok: true; readonly [key: string]: unknown } | { readonly ok: false; readonly error: string };
 export type ControlHandler = (req: ControlRequest) => Promise<ControlAnswer>;
 
@@ -29,6 +33,7 @@ export function parseControlRequest(line: string): ControlRequest | null {
   if (typeof v !== "object" || v === null) return null;
   const o = v as Record<string, unknown>;
   if (o.cmd === "ping" || o.cmd === "pickup") return { cmd: o.cmd };
+  if (o.cmd === "delete" && typeof o.id === "string" && /^[A-Za-z0-9]{1,64}$/.test(o.id)) return { cmd: "delete", id: o.id };
   if (o.cmd === "flush") {
     if (o.domain === undefined) return { cmd: "flush" };
     if (typeof o.domain === "string" && /^[A-Za-z0-9.-]{1,253}$/.test(o.domain)) return { cmd: "flush", domain: o.domain.toLowerCase() };
