@@ -244,6 +244,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
     transport,
     retry: { schedule: d.retry_schedule, maxQueueAge: d.max_queue_age, jitter: 0.1 },
     concurrency: { total: d.max_concurrency, perDestination: d.destination_concurrency },
+    delayWarning: d.delay_warning,
     bounces: new BounceSender({
       hostname: config.hostname,
       spool,

@@ -86,3 +86,15 @@ test("a remote sender's bounce goes to the queue from <> and the scheduler is to
   await new BounceSender({ ...deps, newId: () => "BOUNCE3", routeOf: () => null }).bounce(m, failed);
   assert.equal((await scanQueue(path.join(dataDir, "queue"), state)).some((e) => e.envelope.id === "BOUNCE3"), false);
 });
+
+test("a delay notice says nothing needs doing and until when the retries go on", async () => {
+  const { spool, m } = await queued("alice@localhost");
+  const sender = new BounceSender({ hostname: "mx.petrel.test", spool, routeOf: (a): Route => ({ local: [a], remote: [] }), newId: () => "DELAY1", log: silentLogger() });
+  await sender.delayed(m, [{ to: "gone@far.test", reply: reply(451, "4.2.0", "mailbox busy"), relay: "mx.far.test[127.0.0.9]" }], new Date("2030-01-02T03:04:05Z"));
+  const dir = path.join(dataDir, "mailboxes", "localhost", "alice", "new");
+  const text = fs.readFileSync(path.join(dir, fs.readdirSync(dir)[0]!), "utf8");
+  assert.match(text, /\nSubject: Delayed Mail \(still being retried\)\n/);
+  assert.match(text, /\nAction: delayed\n/);
+  assert.match(text, /\nStatus: 4\.2\.0\n/);
+  assert.match(text, /\nWill-Retry-Until: .*2030/);
+});

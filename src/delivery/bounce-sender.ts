@@ -34,6 +34,14 @@ export class BounceSender implements Bounces {
   constructor(private readonly deps: BounceSenderDeps) {}
 
   async bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void> {
+    await this.report(m, failed, "failed");
+  }
+
+  async delayed(m: QueuedMessage, waiting: readonly FailedRecipient[], until: Date): Promise<void> {
+    await this.report(m, waiting, "delayed", until);
+  }
+
+  private async report(m: QueuedMessage, failed: readonly FailedRecipient[], action: "failed" | "delayed", until?: Date): Promise<void> {
     const { envelope } = m;
     const address = parseAddress(envelope.sender);
     const route = address ? this.deps.routeOf(envelope.sender) : null;
@@ -46,7 +54,8 @@ export class BounceSender implements Bounces {
     const recipients: BounceRecipient[] = failed.map((f) => ({
       finalRecipient: f.to,
       ...(orcptOf(f.to) ? { originalRecipient: orcptOf(f.to)! } : {}),
-      action: "failed",
+      action,
+      ...(until ? { willRetryUntil: until } : {}),
       status: f.reply.enhanced ?? (f.reply.code >= 500 ? "5.0.0" : "4.0.0"),
       ...(remoteMta(f.relay) ? { remoteMta: remoteMta(f.relay)! } : {}),
       diagnostic: replyText(f.reply),
@@ -82,7 +91,7 @@ export class BounceSender implements Bounces {
       await msg.abort();
       throw err;
     }
-    this.deps.log.info({ id, original: envelope.id, to: envelope.sender, failed: failed.map((f) => f.to) }, "bounce sent to the sender");
+    this.deps.log.info({ id, original: envelope.id, to: envelope.sender, [action]: failed.map((f) => f.to) }, action === "failed" ? "bounce sent to the sender" : "delay notice sent to the sender");
     if (route.remote.length) this.deps.onQueued?.();
   }
 }

@@ -284,3 +284,46 @@ test("jobs of several domains run in parallel within the limits; each message ge
   assert.equal(peak, 3, "the three domains at once");
   assert.deepEqual(bounced, [["a@one.test", "b@two.test", "c@three.test"]]);
 });
+
+test("delivery.delay_warning: once the message has waited that long, its sender is told once which recipients are still retried (NOTIFY honoured)", async () => {
+  const t0 = Date.now();
+  const msg = await new Spool(dataDir, silentLogger()).open({
+    id: "W1",
+    sender: "alice@localhost",
+    recipients: [
+      { address: "slow@far.test", route: { local: [], remote: ["slow@far.test"] } },
+      { address: "nodelay@far.test", route: { local: [], remote: ["nodelay@far.test"] }, dsn: { notify: { kind: "on", events: ["FAILURE"] } } },
+    ],
+    helo: "client.test",
+    peerAddress: "127.0.0.1",
+    hostname: "mx.test",
+    protocol: "ESMTP",
+    receivedAt: new Date(t0),
+  });
+  await msg.write([Buffer.from("Subject: s\r\n\r\nb\r\n")]);
+  await msg.commit();
+  const notices: { to: string[]; until: number }[] = [];
+  const clock = { now: t0 };
+  const runner = new QueueRunner({
+    queueDir,
+    state,
+    router: { route: async () => ({ kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.16"] }] }) },
+    transport: { attempt: async (_t, _m, rcpts) => replies(rcpts.map((r) => [r, reply(451, "4.2.0", "busy")])) },
+    retry: { schedule: [60], maxQueueAge: 3600 },
+    delayWarning: 120,
+    bounces: { bounce: async () => undefined, delayed: async (_m, waiting, until) => void notices.push({ to: waiting.map((w) => w.to), until: until.getTime() }) },
+    log: silentLogger(),
+    now: () => clock.now,
+  });
+  await runner.runOnce();
+  assert.deepEqual(notices, [], "not yet: the message is younger than delay_warning");
+  clock.now = t0 + 60_000;
+  await runner.runOnce();
+  assert.deepEqual(notices, []);
+  clock.now = t0 + 121_000;
+  await runner.runOnce();
+  assert.deepEqual(notices, [{ to: ["slow@far.test"], until: t0 + 3600_000 }], "NOTIFY=FAILURE asked for no delay notice");
+  clock.now = t0 + 190_000;
+  await runner.runOnce();
+  assert.equal(notices.length, 1, "once per message");
+});

@@ -57,6 +57,8 @@ export interface FailedRecipient {
 /** Sends the bounce for recipients that failed (the sender is not the null sender). */
 export interface Bounces {
   bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void>;
+  /** A "delayed" notice (RFC 3464 Action: delayed) for recipients still being retried until `until`. */
+  delayed?(m: QueuedMessage, waiting: readonly FailedRecipient[], until: Date): Promise<void>;
 }
 
 export interface RunnerDeps {
@@ -65,6 +67,8 @@ export interface RunnerDeps {
   readonly router: Router;
   readonly transport: Transport;
   readonly retry: RetryPolicy;
+  /** Seconds after arrival when the sender of a still-deferred message is told, once; 0 = never. */
+  readonly delayWarning?: number;
   /** Deliveries at once, in all and to one destination (domain); default one at a time. */
   readonly concurrency?: Concurrency;
   /** Without it, failures are only logged (tests; the wiring always gives one). */
@@ -147,6 +151,7 @@ export class QueueRunner {
       for (const [domain, recipients] of byDomain) jobs.push({ m, domain, recipients });
     }
     const failedBy = new Map<QueuedMessage, FailedRecipient[]>();
+    const deferredBy = new Map<QueuedMessage, FailedRecipient[]>();
     const pending = new Map<QueuedMessage, number>();
     for (const j of jobs) pending.set(j.m, (pending.get(j.m) ?? 0) + 1);
     await runLimited(jobs, (j) => j.domain, this.deps.concurrency ?? { total: 1, perDestination: 1 }, async ({ m, domain, recipients }) => {
@@ -162,11 +167,14 @@ export class QueueRunner {
           if (notify === undefined || notify.split(",").includes("FAILURE")) failedBy.set(m, [...(failedBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
         } else summary.deferred++;
       }
+      for (const o of outcomes)
+        if (o.state.kind === "deferred") deferredBy.set(m, [...(deferredBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
       // The message's last job sends its one bounce for every recipient that failed in this run.
       const left = pending.get(m)! - 1;
       pending.set(m, left);
       const failed = failedBy.get(m);
       if (left === 0 && failed?.length) await this.bounce(m, failed);
+      if (left === 0) await this.warnIfDelayed(m, deferredBy.get(m) ?? []);
     }, (err) => log.error({ err }, "delivery job failed"));
     // Entries finished now or by an earlier run (a crash after the last record) go, all at once.
     const finished = (await scanQueue(queueDir, state)).filter(isFinished).map((m) => m.envelope.id);
@@ -221,6 +229,30 @@ export class QueueRunner {
       await this.deps.bounces?.bounce(m, failed);
     } catch (err) {
       this.deps.log.error({ err, id: m.envelope.id, sender: m.envelope.sender }, "cannot queue the bounce");
+    }
+  }
+
+  /**
+   * delivery.delay_warning (Postfix's delay_warning_time): once a message has waited that long, its
+   * sender is told once which recipients are still being retried, and until when. RFC 3461: only for
+   * recipients whose NOTIFY includes DELAY, or that gave no NOTIFY; never for the null sender.
+   */
+  private async warnIfDelayed(m: QueuedMessage, deferred: readonly FailedRecipient[]): Promise<void> {
+    const warnAfter = (this.deps.delayWarning ?? 0) * 1000;
+    const { envelope } = m;
+    if (warnAfter <= 0 || deferred.length === 0 || envelope.sender === "" || !this.deps.bounces?.delayed) return;
+    const arrived = Date.parse(envelope.received);
+    if (this.now() - arrived < warnAfter || this.deps.state.wasWarned(envelope.id)) return;
+    const wanted = deferred.filter((d) => {
+      const notify = envelope.recipients.find((r) => r.to === d.to)?.notify;
+      return notify === undefined || notify.split(",").includes("DELAY");
+    });
+    this.deps.state.markWarned(envelope.id);
+    if (wanted.length === 0) return;
+    try {
+      await this.deps.bounces.delayed(m, wanted, new Date(arrived + this.deps.retry.maxQueueAge * 1000));
+    } catch (err) {
+      this.deps.log.error({ err, id: envelope.id }, "cannot queue the delay notice");
     }
   }
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS recipients (
   PRIMARY KEY (id, rcpt)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_attempt) WHERE next_attempt IS NOT NULL;
+CREATE TABLE IF NOT EXISTS warned (id TEXT PRIMARY KEY) WITHOUT ROWID;
 `;
 
 interface Row {
@@ -112,15 +113,25 @@ export class QueueState {
     })();
   }
 
+  /** The sender of this message was told it is delayed (delivery.delay_warning): once per message. */
+  wasWarned(id: string): boolean {
+    return this.db.prepare("SELECT 1 FROM warned WHERE id = ?").get(id) !== undefined;
+  }
+
+  markWarned(id: string): void {
+    this.db.prepare("INSERT OR IGNORE INTO warned (id) VALUES (?)").run(id);
+  }
+
   /** Forgets a message whose recipients are all final (its files are removed by the caller first). */
   forget(id: string): void {
     this.remove.run(id);
+    this.db.prepare("DELETE FROM warned WHERE id = ?").run(id);
   }
 
   /** forget() for many messages in one transaction. */
   forgetAll(ids: readonly string[]): void {
     this.db.transaction(() => {
-      for (const id of ids) this.remove.run(id);
+      for (const id of ids) this.forget(id);
     })();
   }
 }
