@@ -32,7 +32,7 @@ import { QueueScheduler } from "./delivery/queue-scheduler.js";
 import type { Route } from "./delivery/recipient-resolver.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
-import { removeEntry } from "./queue/queue-scan.js";
+import { deleteEntry } from "./queue/queue-scan.js";
 import { QueueState } from "./queue/queue-state.js";
 import { ServerCertificates } from "./tls/server-certificates.js";
 
@@ -284,8 +284,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
         return { ok: true, picked };
       }
       if (req.cmd === "delete") {
-        const found = fs.existsSync(path.join(queueDir, "envelopes", `${req.id}.json`));
-        if (found) await removeEntry(queueDir, state, req.id);
+        const found = await deleteEntry(queueDir, state, req.id);
         relayLog.info({ id: req.id, found }, "queue entry deleted by the administrator");
         return found ? { ok: true } : { ok: false, error: `no queue entry ${req.id}` };
       }

@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { controlRequest } from "../control/control-socket.js";
 import { UsageError } from "../core/errors.js";
 import { listMaildrop, readDroppedEnvelope } from "../queue/maildrop.js";
-import { removeEntry } from "../queue/queue-scan.js";
+import { deleteEntry } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
 import type { QueueEnvelope, QueueRecipient } from "../queue/queue-entry.js";
 import { CONFIG_HELP, loadCliConfig, oneLineErrors, type ConfigOption } from "./context.js";
@@ -53,10 +53,11 @@ export function registerQueue(program: Command): void {
       const queueDir = path.join(config.data_dir, "queue");
       const answer = await controlRequest(config.data_dir, { cmd: "delete", id });
       if (answer === "not-running") {
+        // Checked before opening the state, which would create queue/state.db (as whoever runs this).
         if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
         const state = new QueueState(queueDir);
         try {
-          await removeEntry(queueDir, state, id);
+          if (!(await deleteEntry(queueDir, state, id))) throw new UsageError(`no queue entry ${id}`);
         } finally {
           state.close();
         }

@@ -49,9 +49,9 @@ export function isFinished(m: QueuedMessage): boolean {
 }
 
 /**
- * Removes finished entries in one pass: every envelope, one fsync of the envelopes folder, every
- * message file, then the rows in one transaction (the same order and reasoning as removeEntry, with
- * one folder fsync for the lot instead of one per message).
+ * Removes entries in one pass: every envelope, then one fsync of the envelopes folder (once the rows
+ * are gone, a resurrected envelope would look like a new message and be sent again), every message
+ * file, then the rows in one transaction. Missing files are fine (a second removal is harmless).
  */
 export async function removeEntries(queueDir: string, state: QueueState, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -68,18 +68,13 @@ export async function removeEntries(queueDir: string, state: QueueState, ids: re
   state.forgetAll(ids);
 }
 
-/**
- * Removes a finished entry: the envelope (and its folder fsync'd: once the rows are gone, a
- * resurrected envelope would look like a new message and be sent again), the message, then the rows.
- */
-export async function removeEntry(queueDir: string, state: QueueState, id: string): Promise<void> {
-  for (const [folder, file] of [["envelopes", `${id}.json`], ["messages", `${id}.eml`]] as const) {
-    try {
-      await fs.unlink(path.join(queueDir, folder, file));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    if (folder === "envelopes") await fsyncDir(path.join(queueDir, folder));
+/** `petrel queue delete ID` (from the CLI or the control socket): false when there is no such entry. */
+export async function deleteEntry(queueDir: string, state: QueueState, id: string): Promise<boolean> {
+  try {
+    await fs.access(path.join(queueDir, "envelopes", `${id}.json`));
+  } catch {
+    return false;
   }
-  state.forget(id);
+  await removeEntries(queueDir, state, [id]);
+  return true;
 }

@@ -10,7 +10,7 @@ import path from "node:path";
 import { reply } from "../core/reply.js";
 import { silentLogger } from "../core/log.js";
 import { Spool } from "../spool/spool.js";
-import { dueRecipients, isFinished, removeEntry, scanQueue } from "./queue-scan.js";
+import { dueRecipients, isFinished, removeEntries, scanQueue } from "./queue-scan.js";
 import { QueueState } from "./queue-state.js";
 
 let dataDir: string;
@@ -71,11 +71,11 @@ test("an entry whose recipients are all final is finished; removal takes files t
   const [m] = await scanQueue(queueDir, state);
   assert.equal(isFinished(m!), true);
   assert.deepEqual(dueRecipients(m!, Number.MAX_SAFE_INTEGER), []);
-  await removeEntry(queueDir, state, "Q2");
+  await removeEntries(queueDir, state, ["Q2"]);
   assert.equal(fs.existsSync(path.join(queueDir, "envelopes", "Q2.json")), false);
   assert.equal(fs.existsSync(path.join(queueDir, "messages", "Q2.eml")), false);
   assert.deepEqual(await scanQueue(queueDir, state), []);
-  await removeEntry(queueDir, state, "Q2");
+  await removeEntries(queueDir, state, ["Q2"]);
   state.close();
 });
 

@@ -58,6 +58,7 @@ export class QueueState {
   private readonly select: Database.Statement;
   private readonly remove: Database.Statement;
   private readonly reschedule1: Database.Statement;
+  private readonly unwarn: Database.Statement;
 
   constructor(queueDir: string) {
     fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
@@ -75,6 +76,7 @@ export class QueueState {
     );
     this.select = this.db.prepare("SELECT rcpt, state, reply, attempts, next_attempt FROM recipients WHERE id = ?");
     this.remove = this.db.prepare("DELETE FROM recipients WHERE id = ?");
+    this.unwarn = this.db.prepare("DELETE FROM warned WHERE id = ?");
     this.reschedule1 = this.db.prepare("UPDATE recipients SET next_attempt = ? WHERE id = ? AND rcpt = ? AND state = 'deferred'");
   }
 
@@ -122,16 +124,13 @@ export class QueueState {
     this.db.prepare("INSERT OR IGNORE INTO warned (id) VALUES (?)").run(id);
   }
 
-  /** Forgets a message whose recipients are all final (its files are removed by the caller first). */
-  forget(id: string): void {
-    this.remove.run(id);
-    this.db.prepare("DELETE FROM warned WHERE id = ?").run(id);
-  }
-
-  /** forget() for many messages in one transaction. */
+  /** Forgets messages whose files the caller removed first, in one transaction. */
   forgetAll(ids: readonly string[]): void {
     this.db.transaction(() => {
-      for (const id of ids) this.forget(id);
+      for (const id of ids) {
+        this.remove.run(id);
+        this.unwarn.run(id);
+      }
     })();
   }
 }
