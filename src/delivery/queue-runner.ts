@@ -7,7 +7,7 @@
 import type { Logger } from "../core/log.js";
 import { reply, replyText, type Reply } from "../core/reply.js";
 import type { RecipientState } from "../queue/queue-entry.js";
-import { dueRecipients, isFinished, removeEntries, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
+import { dueRecipients, removeEntries, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
 import { isFinal, type AttemptOutcome, type QueueState, type RecipientStatus } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
@@ -128,6 +128,12 @@ function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
+/** Recipients at this domain (and under it, with subdomains); every recipient when domain is undefined. */
+function inDomain(domain: string | undefined, subdomains: boolean): (to: string) => boolean {
+  const d = domain?.toLowerCase();
+  return (to) => d === undefined || domainOf(to) === d || (subdomains && domainOf(to).endsWith(`.${d}`));
+}
+
 export class QueueRunner {
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -142,12 +148,10 @@ export class QueueRunner {
     const messages = await scanQueue(queueDir, state, (file, err) => log.error({ file, err }, "queue envelope unreadable; skipped"));
     // One job per message and domain (one transaction there); jobs run in parallel within the limits.
     const jobs: { m: QueuedMessage; domain: string; recipients: RecipientStatus[] }[] = [];
+    const wanted = inDomain(onlyDomain, false);
     for (const m of messages) {
       const byDomain = new Map<string, RecipientStatus[]>();
-      for (const r of dueRecipients(m, this.now())) {
-        const d = domainOf(r.to);
-        if (onlyDomain === undefined || d === onlyDomain.toLowerCase()) byDomain.set(d, [...(byDomain.get(d) ?? []), r]);
-      }
+      for (const r of dueRecipients(m, this.now())) if (wanted(r.to)) byDomain.set(domainOf(r.to), [...(byDomain.get(domainOf(r.to)) ?? []), r]);
       for (const [domain, recipients] of byDomain) jobs.push({ m, domain, recipients });
     }
     const failedBy = new Map<QueuedMessage, FailedRecipient[]>();
@@ -176,8 +180,9 @@ export class QueueRunner {
       if (left === 0 && failed?.length) await this.bounce(m, failed);
       if (left === 0) await this.warnIfDelayed(m, deferredBy.get(m) ?? []);
     }, (err) => log.error({ err }, "delivery job failed"));
-    // Entries finished now or by an earlier run (a crash after the last record) go, all at once.
-    const finished = (await scanQueue(queueDir, state)).filter(isFinished).map((m) => m.envelope.id);
+    // Entries finished now or by an earlier run (a crash after the last record) go, all at once. The
+    // envelopes read at the start are enough: only their rows changed (entries queued since are new).
+    const finished = messages.filter((m) => state.status(m.envelope).every(isFinal)).map((m) => m.envelope.id);
     await removeEntries(queueDir, state, finished);
     summary.removed += finished.length;
     return summary;
@@ -193,8 +198,7 @@ export class QueueRunner {
 
   /** Messages with recipients still to deliver at this domain (or under it), for ETRN's count. */
   async waitingFor(domain: string, subdomains: boolean): Promise<number> {
-    const d = domain.toLowerCase();
-    const matches = (to: string) => domainOf(to) === d || (subdomains && domainOf(to).endsWith(`.${d}`));
+    const matches = inDomain(domain, subdomains);
     return (await scanQueue(this.deps.queueDir, this.deps.state)).filter((m) => m.recipients.some((r) => !isFinal(r) && matches(r.to))).length;
   }
 
@@ -203,8 +207,7 @@ export class QueueRunner {
    * now; the next run tries them. Returns how many messages that concerns.
    */
   async flush(domain?: string, subdomains = false): Promise<number> {
-    const d = domain?.toLowerCase();
-    const matches = (to: string) => d === undefined || domainOf(to) === d || (subdomains && domainOf(to).endsWith(`.${d}`));
+    const matches = inDomain(domain, subdomains);
     let messages = 0;
     for (const m of await scanQueue(this.deps.queueDir, this.deps.state)) {
       const waiting = m.recipients.filter((r) => !isFinal(r) && matches(r.to)).map((r) => r.to);

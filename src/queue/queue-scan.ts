@@ -44,10 +44,6 @@ export function dueRecipients(m: QueuedMessage, now: number): RecipientStatus[] 
   return m.recipients.filter((r) => !isFinal(r) && r.nextAttempt !== null && r.nextAttempt <= now);
 }
 
-export function isFinished(m: QueuedMessage): boolean {
-  return m.recipients.every(isFinal);
-}
-
 /**
  * Removes entries in one pass: every envelope, then one fsync of the envelopes folder (once the rows
  * are gone, a resurrected envelope would look like a new message and be sent again), every message

@@ -10,8 +10,8 @@ import path from "node:path";
 import { reply } from "../core/reply.js";
 import { silentLogger } from "../core/log.js";
 import { Spool } from "../spool/spool.js";
-import { dueRecipients, isFinished, removeEntries, scanQueue } from "./queue-scan.js";
-import { QueueState } from "./queue-state.js";
+import { dueRecipients, removeEntries, scanQueue } from "./queue-scan.js";
+import { isFinal, QueueState } from "./queue-state.js";
 
 let dataDir: string;
 let queueDir: string;
@@ -54,7 +54,7 @@ test("a new entry is scheduled for every recipient and due at once; rows record 
   assert.deepEqual(b.state.kind === "deferred" && b.state.reply, reply(451, "4.7.1", "greylisted"));
   assert.deepEqual(dueRecipients(m!, Date.now()).map((r) => r.to), ["c@near.test"]);
   assert.deepEqual(dueRecipients(m!, later).map((r) => r.to), ["b@far.test", "c@near.test"]);
-  assert.equal(isFinished(m!), false);
+  assert.equal(m!.recipients.every(isFinal), false);
   state.record([{ id: "Q1", to: "b@far.test", state: { kind: "deferred", reply: reply(421, "4.4.2", "timeout") }, nextAttempt: later + 1 }]);
   [m] = await scanQueue(queueDir, state);
   assert.equal(m!.recipients[1]!.attempts, 2, "each record is one more attempt");
@@ -69,7 +69,7 @@ test("an entry whose recipients are all final is finished; removal takes files t
     { id: "Q2", to: "b@far.test", state: { kind: "failed", reply: reply(550, "5.1.1", "no such user") }, nextAttempt: null },
   ]);
   const [m] = await scanQueue(queueDir, state);
-  assert.equal(isFinished(m!), true);
+  assert.equal(m!.recipients.every(isFinal), true);
   assert.deepEqual(dueRecipients(m!, Number.MAX_SAFE_INTEGER), []);
   await removeEntries(queueDir, state, ["Q2"]);
   assert.equal(fs.existsSync(path.join(queueDir, "envelopes", "Q2.json")), false);
