@@ -248,10 +248,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
     bounces: new BounceSender({
       hostname: config.hostname,
       spool,
-      routeOf: (a) => {
-        const r = decide(a);
-        return "route" in r ? r.route : null;
-      },
+      routeOf: decide,
       newId: newQueueId,
       log: relayLog,
       onQueued: kick,

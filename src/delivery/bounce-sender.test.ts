@@ -12,7 +12,6 @@ import { scanQueue } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
 import { Spool } from "../spool/spool.js";
 import { BounceSender } from "./bounce-sender.js";
-import type { Route } from "./recipient-resolver.js";
 
 let dataDir: string;
 let state: QueueState;
@@ -50,7 +49,7 @@ test("a local sender gets the report in their Maildir, from <>, naming the remot
   const sender = new BounceSender({
     hostname: "mx.petrel.test",
     spool,
-    routeOf: (a): Route => ({ local: [a], remote: [] }),
+    routeOf: (a) => ({ route: { local: [a], remote: [] } }),
     newId: () => "BOUNCE1",
     log: silentLogger(),
     onQueued: () => kicked++,
@@ -76,20 +75,20 @@ test("a remote sender's bounce goes to the queue from <> and the scheduler is to
   const { spool, m } = await queued("bob@remote.test");
   let kicked = 0;
   const deps = { hostname: "mx.petrel.test", spool, newId: () => "BOUNCE2", log: silentLogger(), onQueued: () => kicked++ };
-  await new BounceSender({ ...deps, routeOf: (a) => ({ local: [], remote: [a] }) }).bounce(m, failed);
+  await new BounceSender({ ...deps, routeOf: (a) => ({ route: { local: [], remote: [a] } }) }).bounce(m, failed);
   const entries = await scanQueue(path.join(dataDir, "queue"), state);
   const bounce = entries.find((e) => e.envelope.id === "BOUNCE2");
   assert.ok(bounce);
   assert.equal(bounce.envelope.sender, "");
   assert.deepEqual(bounce.recipients.map((r) => r.to), ["bob@remote.test"]);
   assert.equal(kicked, 1);
-  await new BounceSender({ ...deps, newId: () => "BOUNCE3", routeOf: () => null }).bounce(m, failed);
+  await new BounceSender({ ...deps, newId: () => "BOUNCE3", routeOf: () => ({ refused: "no such user" }) }).bounce(m, failed);
   assert.equal((await scanQueue(path.join(dataDir, "queue"), state)).some((e) => e.envelope.id === "BOUNCE3"), false);
 });
 
 test("a delay notice says nothing needs doing and until when the retries go on", async () => {
   const { spool, m } = await queued("alice@localhost");
-  const sender = new BounceSender({ hostname: "mx.petrel.test", spool, routeOf: (a): Route => ({ local: [a], remote: [] }), newId: () => "DELAY1", log: silentLogger() });
+  const sender = new BounceSender({ hostname: "mx.petrel.test", spool, routeOf: (a) => ({ route: { local: [a], remote: [] } }), newId: () => "DELAY1", log: silentLogger() });
   await sender.delayed(m, [{ to: "gone@far.test", reply: reply(451, "4.2.0", "mailbox busy"), relay: "mx.far.test[127.0.0.9]" }], new Date("2030-01-02T03:04:05Z"));
   const dir = path.join(dataDir, "mailboxes", "localhost", "alice", "new");
   const text = fs.readFileSync(path.join(dir, fs.readdirSync(dir)[0]!), "utf8");

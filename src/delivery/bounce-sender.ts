@@ -3,7 +3,6 @@
 // null sender (so it can never bounce again, RFC 5321 §4.5.5). The original is streamed from its queue
 // file; a bounce that cannot be stored is logged by the runner and the message's failures stay recorded.
 import fs from "node:fs";
-import { parseAddress } from "../core/address.js";
 import type { Logger } from "../core/log.js";
 import { replyText } from "../core/reply.js";
 import type { QueuedMessage } from "../queue/queue-scan.js";
@@ -16,7 +15,7 @@ export interface BounceSenderDeps {
   readonly hostname: string;
   readonly spool: { open(env: Envelope): Promise<IncomingMessage> };
   /** Where the sender's address leads (aliases, lists, or off-site): the policy with relay allowed. */
-  readonly routeOf: (address: string) => Route | null;
+  readonly routeOf: (address: string) => { route: Route } | { refused: string };
   readonly newId: () => string;
   readonly log: Logger;
   /** Called once a bounce for an off-site sender is queued (the scheduler sends it at once). */
@@ -43,12 +42,12 @@ export class BounceSender implements Bounces {
 
   private async report(m: QueuedMessage, failed: readonly FailedRecipient[], action: "failed" | "delayed", until?: Date): Promise<void> {
     const { envelope } = m;
-    const address = parseAddress(envelope.sender);
-    const route = address ? this.deps.routeOf(envelope.sender) : null;
-    if (!route) {
-      this.deps.log.warn({ id: envelope.id, sender: envelope.sender }, "bounce not sent: the sender's address leads nowhere");
+    const decided = this.deps.routeOf(envelope.sender);
+    if ("refused" in decided) {
+      this.deps.log.warn({ id: envelope.id, sender: envelope.sender, reason: decided.refused }, "bounce not sent: the sender's address leads nowhere");
       return;
     }
+    const { route } = decided;
     const now = new Date();
     const orcptOf = (to: string) => envelope.recipients.find((r) => r.to === to)?.orcpt;
     const recipients: BounceRecipient[] = failed.map((f) => ({

@@ -1,6 +1,6 @@
 // Reads the queue at start and whenever the runner asks: every committed entry (envelopes/<id>.json
-// with its messages/<id>.eml) with each recipient's current state from QueueState, which entries have
-// work due, and which are finished (every recipient delivered or failed) and can be removed. Removal
+// with its messages/<id>.eml) with each recipient's current state from QueueState, and which recipients
+// have work due; removes entries (finished, or deleted by the administrator). Removal
 // takes the envelope first (an .eml without envelope is swept by startup recovery), then the message,
 // then the state rows, so a crash at any point leaves nothing that would be delivered again.
 import fs from "node:fs/promises";
