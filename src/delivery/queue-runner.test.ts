@@ -13,7 +13,6 @@ import { reply, type Reply } from "../core/reply.js";
 import { silentLogger } from "../core/log.js";
 import { scanQueue } from "../queue/queue-scan.js";
 import { QueueState } from "../queue/queue-state.js";
-import { Spool } from "../spool/spool.js";
 import { QueueRunner, runLimited, type AttemptResult, type Bounces, type Destination, type FailedRecipient } from "./queue-runner.js";
 
 let dataDir: string;
@@ -199,22 +198,11 @@ test("recipients that failed for good are bounced to the sender, with the relay 
 
 test("NOTIFY=NEVER asks for no bounce: such a recipient fails silently, the others are reported", async () => {
   const t0 = Date.now();
-  const msg = await new Spool(dataDir, silentLogger()).open({
-    id: "N1",
-    sender: "alice@localhost",
-    recipients: [
+  await queueTestMessage(dataDir, "N1", [
       { address: "quiet@far.test", route: { local: [], remote: ["quiet@far.test"] }, dsn: { notify: { kind: "never" } } },
       { address: "loud@far.test", route: { local: [], remote: ["loud@far.test"] }, dsn: { notify: { kind: "on", events: ["FAILURE"] } } },
       { address: "delay@far.test", route: { local: [], remote: ["delay@far.test"] }, dsn: { notify: { kind: "on", events: ["DELAY"] } } },
-    ],
-    helo: "client.test",
-    peerAddress: "127.0.0.1",
-    hostname: "mx.test",
-    protocol: "ESMTP",
-    receivedAt: new Date(t0),
-  });
-  await msg.write([Buffer.from("Subject: s\r\n\r\nb\r\n")]);
-  await msg.commit();
+  ], new Date(t0));
   const bounced: string[] = [];
   const { runner } = setup(
     { "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.14"] }] } },
@@ -287,21 +275,10 @@ test("jobs of several domains run in parallel within the limits; each message ge
 
 test("delivery.delay_warning: once the message has waited that long, its sender is told once which recipients are still retried (NOTIFY honoured)", async () => {
   const t0 = Date.now();
-  const msg = await new Spool(dataDir, silentLogger()).open({
-    id: "W1",
-    sender: "alice@localhost",
-    recipients: [
+  await queueTestMessage(dataDir, "W1", [
       { address: "slow@far.test", route: { local: [], remote: ["slow@far.test"] } },
       { address: "nodelay@far.test", route: { local: [], remote: ["nodelay@far.test"] }, dsn: { notify: { kind: "on", events: ["FAILURE"] } } },
-    ],
-    helo: "client.test",
-    peerAddress: "127.0.0.1",
-    hostname: "mx.test",
-    protocol: "ESMTP",
-    receivedAt: new Date(t0),
-  });
-  await msg.write([Buffer.from("Subject: s\r\n\r\nb\r\n")]);
-  await msg.commit();
+  ], new Date(t0));
   const notices: { to: string[]; until: number }[] = [];
   const clock = { now: t0 };
   const runner = new QueueRunner({
