@@ -32,7 +32,7 @@ import { QueueScheduler } from "./delivery/queue-scheduler.js";
 import type { Route } from "./delivery/recipient-resolver.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
-import { deleteEntry } from "./queue/queue-scan.js";
+import { deleteEntry, readEntry } from "./queue/queue-scan.js";
 import { QueueState } from "./queue/queue-state.js";
 import { ServerCertificates } from "./tls/server-certificates.js";
 
@@ -279,6 +279,17 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
       if (req.cmd === "pickup") {
         const picked = await pickup.run();
         return { ok: true, picked };
+      }
+      if ((req.cmd === "delete" || req.cmd === "bounce") && runner.isInFlight(req.id))
+        return { ok: false, error: `${req.id} is being delivered right now; try again in a moment` };
+      if (req.cmd === "bounce") {
+        const entry = await readEntry(queueDir, state, req.id);
+        if (!entry) return { ok: false, error: `no queue entry ${req.id}` };
+        const result = runner.returnToSender(entry);
+        if (result.kind === "busy") return { ok: false, error: `${req.id} is being delivered right now; try again in a moment` };
+        relayLog.info({ id: req.id, recipients: result.recipients }, "queue entry returned to its sender by the administrator");
+        scheduler?.kick();
+        return { ok: true, recipients: result.recipients };
       }
       if (req.cmd === "delete") {
         const found = await deleteEntry(queueDir, state, req.id);
