@@ -25,11 +25,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseAddress } from "./core/address.js";
 import { ControlServer, type ControlAnswer } from "./control/control-socket.js";
-import { BounceSender } from "./delivery/bounce-sender.js";
+import { BounceSender, type RouteOf } from "./delivery/bounce-sender.js";
+import { reply } from "./core/reply.js";
 import { MaildropPickup } from "./delivery/maildrop-pickup.js";
 import { QueueRunner } from "./delivery/queue-runner.js";
 import { QueueScheduler } from "./delivery/queue-scheduler.js";
-import type { Route } from "./delivery/recipient-resolver.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
 import { deleteEntry, readEntry } from "./queue/queue-scan.js";
@@ -229,14 +229,15 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
   });
   const router = makeRouter({ servers: config.dns.servers, localNames: [config.hostname], localDomains: config.domains, mxPort: d.mx_port, ...(d.smarthost ? { smarthost: d.smarthost } : {}) });
   /** Where an address leads when Petrel itself sends (bounces, sendmail): relay allowed. */
-  const decide = (address: string): { route: Route } | { refused: string } => {
+  const decide: RouteOf = (address) => {
     const a = parseAddress(address);
-    if (!a) return { refused: "bad address syntax" };
+    if (!a) return { refused: reply(553, "5.1.3", `<${address}>: bad address syntax`) };
     const decision = policy.checkRecipient(a, undefined, true);
-    return decision.route ? { route: decision.route } : { refused: decision.reply.lines.join(" ") };
+    return decision.route ? { route: decision.route } : { refused: decision.reply };
   };
   let scheduler: QueueScheduler | null = null;
   const kick = () => scheduler?.kick();
+  const bounceSender = new BounceSender({ hostname: config.hostname, spool, routeOf: decide, newId: newQueueId, log: relayLog, onQueued: kick });
   const runner = new QueueRunner({
     queueDir,
     state,
@@ -245,17 +246,10 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
     retry: { schedule: d.retry_schedule, maxQueueAge: d.max_queue_age, jitter: 0.1 },
     concurrency: { total: d.max_concurrency, perDestination: d.destination_concurrency },
     delayWarning: d.delay_warning,
-    bounces: new BounceSender({
-      hostname: config.hostname,
-      spool,
-      routeOf: decide,
-      newId: newQueueId,
-      log: relayLog,
-      onQueued: kick,
-    }),
+    bounces: bounceSender,
     log: relayLog,
   });
-  const pickup = new MaildropPickup({ dataDir: config.data_dir, hostname: config.hostname, spool, routeOf: decide, newId: newQueueId, log: relayLog, onQueued: kick });
+  const pickup = new MaildropPickup({ dataDir: config.data_dir, hostname: config.hostname, spool, routeOf: decide, report: (m, failed, action) => bounceSender.report(m, failed, action), newId: newQueueId, log: relayLog, onQueued: kick });
   scheduler = new QueueScheduler(
     {
       runOnce: async (domain) => {

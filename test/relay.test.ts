@@ -142,6 +142,18 @@ describe("relay by MX", () => {
     assert.equal(again.stderr, `petrel: no queue entry ${id}\n`);
   });
 
+  test("petrel sendmail to a local user who does not exist: the sender gets a bounce with the refusal, the other recipient the message", async () => {
+    const r = server.petrel(["sendmail", "-f", "alice@example.test", "nobody@example.test", "pal@far.test"], "Subject: half right\n\nhello\n");
+    assert.equal(r.status, 0, r.stderr);
+    const bounce = await eventually("the bounce", () => bounceFor("half right"));
+    assert.match(bounce, /Final-Recipient: rfc822; nobody@example\.test\r?\nAction: failed\r?\nStatus: 5\.1\.1\r?\n/);
+    assert.match(bounce, /Diagnostic-Code: smtp; 550 5\.1\.1 /);
+    assert.doesNotMatch(bounce, /pal@far\.test/);
+    const tx = await eventually("the delivery", () => sink.transactions.find((t) => t.body?.toString().includes("Subject: half right")));
+    assert.deepEqual(tx.rcptLines, ["RCPT TO:<pal@far.test>"]);
+    assert.equal(fs.readdirSync(`${server.dataDir}/maildrop/new`).length, 0);
+  });
+
   test("ETRN starts a run for a domain with mail waiting (253) and petrel queue flush does the same; 251 and 459 otherwise", async () => {
     rcptReplies.set("etrn@far.test", ["451 4.3.0 busy", "451 4.3.0 busy", "451 4.3.0 busy"]);
     const id = await submit(server, ["etrn@far.test"], "waiting for ETRN");
