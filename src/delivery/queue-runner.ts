@@ -167,7 +167,7 @@ export class QueueRunner {
         const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
         const failed = outcomes.filter((o) => o.state.kind === "failed");
         // The bounce owed for these is recorded with them; it is sent at the end of the run.
-        state.record(outcomes, m.envelope.sender === "" ? [] : failed.filter((o) => wantsNotice(m.envelope, o.to, "FAILURE")).map((o) => ({ to: o.to, relay })));
+        await state.recordSoon(outcomes, m.envelope.sender === "" ? [] : failed.filter((o) => wantsNotice(m.envelope, o.to, "FAILURE")).map((o) => ({ to: o.to, relay })));
         if (m.envelope.sender === "" && failed.length)
           log.info({ id, failed: failed.map((f) => f.to) }, "undeliverable mail from the null sender dropped: no bounce for a bounce");
         for (const o of outcomes) {

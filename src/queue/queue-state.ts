@@ -113,11 +113,42 @@ export class QueueState {
    * before the bounce is queued leaves it to the next run instead of losing it.
    */
   record(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[] = []): void {
-    this.db.transaction(() => {
-      for (const o of outcomes)
-        this.upsert.run({ id: o.id, rcpt: o.to, state: o.state.kind, reply: "reply" in o.state ? JSON.stringify(o.state.reply) : null, next: o.nextAttempt });
-      for (const n of notices) this.addNotice.run(outcomes[0]!.id, n.to, n.relay);
-    })();
+    this.db.transaction(() => this.recordRows(outcomes, notices))();
+  }
+
+  private recordRows(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[]): void {
+    for (const o of outcomes)
+      this.upsert.run({ id: o.id, rcpt: o.to, state: o.state.kind, reply: "reply" in o.state ? JSON.stringify(o.state.reply) : null, next: o.nextAttempt });
+    for (const n of notices) this.addNotice.run(outcomes[0]!.id, n.to, n.relay);
+  }
+
+  /**
+   * record(), group-committed: results that arrive in the same turn of the event loop (jobs of many
+   * domains finishing together) share one transaction and its one fsync. Resolves once durable; the
+   * caller must not act on the results (bounce, removal) before. Widens no window SMTP does not have:
+   * a crash before the commit re-sends what the peer accepted, as a crash before record() would.
+   */
+  recordSoon(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[] = []): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ outcomes, notices, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => this.commitBatch());
+    });
+  }
+
+  private batch: { outcomes: readonly AttemptOutcome[]; notices: readonly PendingNotice[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  private commitBatch(): void {
+    const batch = this.batch;
+    this.batch = [];
+    try {
+      this.db.transaction(() => {
+        for (const b of batch) this.recordRows(b.outcomes, b.notices);
+      })();
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const b of batch) b.resolve();
   }
 
   /**
