@@ -274,7 +274,8 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
         const picked = await pickup.run();
         return { ok: true, picked };
       }
-      if ((req.cmd === "delete" || req.cmd === "bounce") && runner.isInFlight(req.id))
+      // A delivery of the message in progress ends first (its result would race the administrator's).
+      if ((req.cmd === "delete" || req.cmd === "bounce") && !(await runner.idle(req.id, 3000)))
         return { ok: false, error: `${req.id} is being delivered right now; try again in a moment` };
       if (req.cmd === "bounce") {
         const entry = await readEntry(queueDir, state, req.id);

@@ -212,9 +212,13 @@ export class QueueRunner {
     return { kind: "returned", recipients };
   }
 
-  /** Whether a delivery of this message is in progress (queue delete waits for it to end). */
-  isInFlight(id: string): boolean {
-    return this.inFlight.has(id);
+  /** queue delete/bounce wait for a delivery of the message in progress: resolves true once no delivery of this message is in progress, false after `timeoutMs`. */
+  async idle(id: string, timeoutMs: number): Promise<boolean> {
+    for (const end = Date.now() + timeoutMs; this.inFlight.has(id); ) {
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
   }
 
   /** Epoch ms of the earliest planned attempt of any recipient, or null when the queue is empty. */
