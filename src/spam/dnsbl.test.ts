@@ -1,12 +1,13 @@
 // Unit tests of the DNSBL/DNSWL screen (RFC 5782) against the loopback DNS server, through Node's real
 // resolver: listed with and without a TXT reason, not listed, allowlisted, IPv6 nibble keys, timeouts and
-// error answers counted as not listed, exempt networks never looked up, hostile TXT text made safe.
+// error answers counted as not listed, exempt networks never looked up, hostile TXT text made safe, the
+// per-client answer cache.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { networkList } from "../config/schema.js";
 import { silentLogger } from "../core/log.js";
 import { startDnsServer, type DnsServer } from "../testing/dns-server.js";
-import { Dnsbl, expandIpv6, reversedName, type DnsblOptions } from "./dnsbl.js";
+import { Dnsbl, SCREEN_CACHE_MS, expandIpv6, reversedName, type DnsblOptions } from "./dnsbl.js";
 
 let dns: DnsServer;
 before(async () => {
@@ -111,6 +112,25 @@ test("exempt networks are not looked up", async () => {
   const before = dns.queries.length;
   assert.deepEqual(await screen({ exempt: networkList(["127.0.0.0/8", "::1/128"]) }).screen("127.0.0.2"), { kind: "exempt" });
   assert.equal(dns.queries.length, before);
+});
+
+test("answers are kept for a while per client; failed lookups are not", async () => {
+  let now = 1_000_000;
+  const d = screen({ now: () => now, timeoutMs: 300 });
+  const asked = (name: string) => dns.queries.filter((q) => q.name === name && q.type === "A").length;
+  const listed = "7.2.0.192.bl.test";
+  const before = asked(listed);
+  assert.equal((await d.screen("192.0.2.7")).kind, "listed");
+  assert.equal((await d.screen("192.0.2.7")).kind, "listed");
+  assert.equal(asked(listed), before + 1);
+  now += SCREEN_CACHE_MS + 1;
+  assert.equal((await d.screen("192.0.2.7")).kind, "listed");
+  assert.equal(asked(listed), before + 2);
+  const slow = "11.2.0.192.bl.test";
+  const slowBefore = asked(slow);
+  await d.screen("192.0.2.11");
+  await d.screen("192.0.2.11");
+  assert.equal(asked(slow), slowBefore + 2);
 });
 
 test("with no zones configured nothing is looked up", async () => {

@@ -27,6 +27,8 @@ export interface DnsblOptions {
   /** `[dns] servers`; empty: the system's resolvers. Ignored when a resolver is given. */
   readonly servers: readonly string[];
   readonly log: Logger;
+  /** The clock for the answer cache, in ms (tests move it). */
+  readonly now?: () => number;
 }
 
 /** What the screen found; the session refuses `listed` and skips greylisting for `exempt` and `allowlisted`. */
@@ -43,16 +45,26 @@ export interface ClientScreen {
 
 /** Longest TXT reason echoed in the 554 (Postfix's reply, with a bounded explanation). */
 const MAX_REASON = 200;
+/**
+ * Answers are kept this long per client address (postscreen keeps them up to an hour), so a bot opening
+ * connection after connection costs one lookup per list, not one per connection; failed lookups are not kept.
+ */
+export const SCREEN_CACHE_MS = 5 * 60 * 1000;
+const SCREEN_CACHE_SIZE = 10_000;
 
 type Lookup = { readonly kind: "listed"; readonly codes: readonly string[] } | { readonly kind: "not-listed" } | { readonly kind: "failed"; readonly reason: string };
 
 export class Dnsbl implements ClientScreen {
   private readonly resolver: DnsblResolver;
+  private readonly now: () => number;
+  /** Client address → screening and when it expires; oldest first (Map order), bounded. */
+  private readonly cache = new Map<string, { readonly result: ClientScreening; readonly expires: number }>();
 
   constructor(
     private readonly opts: DnsblOptions,
     resolver?: DnsblResolver,
   ) {
+    this.now = opts.now ?? Date.now;
     if (resolver) this.resolver = resolver;
     else {
       // One try per server within the budget; the deadline below bounds the whole screen anyway.
@@ -68,6 +80,20 @@ export class Dnsbl implements ClientScreen {
     if (this.opts.exempt.check(ip, version === 6 ? "ipv6" : "ipv4")) return { kind: "exempt" };
     const { blocklists, allowlists } = this.opts;
     if (blocklists.length === 0 && allowlists.length === 0) return { kind: "clean" };
+    const cached = this.cache.get(ip);
+    if (cached && cached.expires > this.now()) return cached.result;
+    this.cache.delete(ip);
+    const { result, complete } = await this.lookUp(ip);
+    if (complete) {
+      if (this.cache.size >= SCREEN_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(ip, { result, expires: this.now() + SCREEN_CACHE_MS });
+    }
+    return result;
+  }
+
+  /** Asks every list; `complete` when every list answered (only then is the result worth keeping). */
+  private async lookUp(ip: string): Promise<{ result: ClientScreening; complete: boolean }> {
+    const { blocklists, allowlists } = this.opts;
     const key = reversedName(ip);
     const deadline = new Promise<"timeout">((resolve) => setTimeout(() => resolve("timeout"), this.opts.timeoutMs).unref());
     const ask = (list: "dnswl" | "dnsbl") => (zone: string): Promise<Lookup> =>
@@ -79,20 +105,21 @@ export class Dnsbl implements ClientScreen {
     };
     allowed.forEach((r, i) => report(allowlists[i]!, r, "dnswl"));
     blocked.forEach((r, i) => report(blocklists[i]!, r, "dnsbl"));
+    const complete = ![...allowed, ...blocked].some((r) => r.kind === "failed");
     const allowIndex = allowed.findIndex((r) => r.kind === "listed");
     if (allowIndex >= 0) {
       const zone = allowlists[allowIndex]!;
       this.opts.log.info({ peer: ip, zone }, "client on a DNS allowlist");
-      return { kind: "allowlisted", zone };
+      return { result: { kind: "allowlisted", zone }, complete };
     }
     const blockIndex = blocked.findIndex((r) => r.kind === "listed");
-    if (blockIndex < 0) return { kind: "clean" };
+    if (blockIndex < 0) return { result: { kind: "clean" }, complete };
     const zone = blocklists[blockIndex]!;
     const hit = blocked[blockIndex] as Extract<Lookup, { kind: "listed" }>;
     const reason = await Promise.race([this.reason(`${key}.${zone}`), deadline.then(() => null)]);
     const text = `Service unavailable; client [${ip}] blocked using ${zone}${reason ? `; ${reason}` : ""}`;
     this.opts.log.info({ peer: ip, zone, codes: hit.codes, reason }, "client on a DNS blocklist");
-    return { kind: "listed", zone, reply: reply(554, "5.7.1", text) };
+    return { result: { kind: "listed", zone, reply: reply(554, "5.7.1", text) }, complete };
   }
 
   private async lookup(name: string, list: "dnswl" | "dnsbl"): Promise<Lookup> {
