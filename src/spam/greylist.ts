@@ -8,7 +8,7 @@ import net from "node:net";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { reply, type Reply } from "../core/reply.js";
-import { createPrivateFile, narrowPrivateFiles } from "../store/data-dir.js";
+import { openPrivateDatabase } from "../store/private-database.js";
 import { expandIpv6 } from "./dnsbl.js";
 
 export interface GreylistOptions {
@@ -76,13 +76,8 @@ export class Greylist implements GreylistPolicy {
     this.now = opts.now ?? Date.now;
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const file = path.join(dataDir, "greylist.db");
-    narrowPrivateFiles([file, `${file}-wal`, `${file}-shm`]);
-    createPrivateFile(file);
-    this.db = new Database(file);
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("journal_mode = WAL");
     // Losing the last entries in a power cut only greylists those clients again: no fsync per RCPT.
-    this.db.pragma("synchronous = NORMAL");
+    this.db = openPrivateDatabase(file, "NORMAL").db;
     this.db.exec(SCHEMA);
     this.getTriplet = this.db.prepare("SELECT first_seen, last_seen, passed FROM triplets WHERE client = ? AND sender = ? AND recipient = ?");
     this.putTriplet = this.db.prepare(
