@@ -17,6 +17,22 @@ async function python<T>(script: string, ...args: string[]): Promise<T> {
   return JSON.parse(r.stdout) as T;
 }
 
+/** Connects from localAddress, expects 220, says EHLO (then `login`, expecting 235), MAIL; returns RCPT's reply to alice. */
+async function rcptFrom(server: TestServer, localAddress: string, from: string, login?: string): Promise<string> {
+  const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", localAddress);
+  try {
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.command("EHLO client.test")).code, 250);
+    if (login) assert.equal((await c.command(login)).code, 235);
+    assert.equal((await c.command(`MAIL FROM:<${from}>`)).code, 250);
+    const r = await c.command("RCPT TO:<alice@example.test>");
+    await c.command("QUIT");
+    return r.raw;
+  } finally {
+    c.close();
+  }
+}
+
 describe("DNSBL, DNSWL and greylisting on port 25", () => {
   let dns: DnsServer;
   let server: TestServer;
@@ -160,31 +176,12 @@ print(json.dumps({"first": first, "second": second}))
   });
 
   test("a client on the DNSWL skips the DNSBL and greylisting", async () => {
-    const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", "127.0.0.3");
-    try {
-      assert.equal((await c.reply()).code, 220);
-      await c.command("EHLO trusted.test");
-      assert.equal((await c.command("MAIL FROM:<y@trusted.test>")).code, 250);
-      assert.equal((await c.command("RCPT TO:<alice@example.test>")).code, 250);
-      await c.command("QUIT");
-    } finally {
-      c.close();
-    }
+    assert.equal(await rcptFrom(server, "127.0.0.3", "y@trusted.test"), "250 2.1.5 Ok\r\n");
   });
 
   test("an authenticated client is not greylisted", async () => {
-    const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", "127.0.0.6");
-    try {
-      assert.equal((await c.reply()).code, 220);
-      await c.command("EHLO laptop.test");
-      const plain = Buffer.from("\0alice@example.test\0alice-password").toString("base64");
-      assert.equal((await c.command(`AUTH PLAIN ${plain}`)).code, 235);
-      assert.equal((await c.command("MAIL FROM:<alice@example.test>")).code, 250);
-      assert.equal((await c.command("RCPT TO:<alice@example.test>")).code, 250);
-      await c.command("QUIT");
-    } finally {
-      c.close();
-    }
+    const plain = Buffer.from("\0alice@example.test\0alice-password").toString("base64");
+    assert.equal(await rcptFrom(server, "127.0.0.6", "alice@example.test", `AUTH PLAIN ${plain}`), "250 2.1.5 Ok\r\n");
   });
 });
 
@@ -205,16 +202,7 @@ describe("exempt networks (default: loopback)", () => {
   });
 
   test("a loopback client listed in the DNSBL is neither looked up, refused nor greylisted", async () => {
-    const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", "127.0.0.2");
-    try {
-      assert.equal((await c.reply()).code, 220);
-      await c.command("EHLO local.test");
-      assert.equal((await c.command("MAIL FROM:<z@local.test>")).code, 250);
-      assert.equal((await c.command("RCPT TO:<alice@example.test>")).code, 250);
-      await c.command("QUIT");
-    } finally {
-      c.close();
-    }
+    assert.equal(await rcptFrom(server, "127.0.0.2", "z@local.test"), "250 2.1.5 Ok\r\n");
     assert.deepEqual(dns.queries.filter((q) => q.name.endsWith("bl.test")), []);
   });
 });
