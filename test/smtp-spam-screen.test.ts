@@ -185,6 +185,36 @@ print(json.dumps({"first": first, "second": second}))
   });
 });
 
+describe("DNSBL with a greet pause", () => {
+  let dns: DnsServer;
+  let server: TestServer;
+  before(async () => {
+    dns = await startDnsServer({ "2.0.0.127.bl.test": { A: ["127.0.0.2"], TXT: ["go away"] } });
+    server = await startTestServer({
+      dns: `127.0.0.1:${dns.port}`,
+      toml: ["[smtp]", "greet_pause = 0.2", "[spam]", 'dnsbl = ["bl.test"]', "exempt_networks = []"].join("\n"),
+    });
+  });
+  after(async () => {
+    await server?.stop();
+    await dns?.close();
+  });
+
+  test("the greeting begun with 220- ends in 220; every command then gets the 554, QUIT 221", async () => {
+    const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", "127.0.0.2");
+    try {
+      assert.equal((await c.reply()).raw, "220-mx.petrel.test ESMTP Petrel\r\n220 mx.petrel.test ESMTP Petrel\r\n");
+      const refusal = "554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test; go away\r\n";
+      assert.equal((await c.command("EHLO spammer.test")).raw, refusal);
+      assert.equal((await c.command("MAIL FROM:<a@spammer.test>")).raw, refusal);
+      assert.equal((await c.command("QUIT")).raw, "221 2.0.0 Bye\r\n");
+      await c.waitClosed();
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe("exempt networks (default: loopback)", () => {
   let dns: DnsServer;
   let server: TestServer;

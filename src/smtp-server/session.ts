@@ -240,7 +240,9 @@ export class SmtpSession {
       const s = await screening;
       this.screening = s.kind;
       if (s.kind === "listed") {
-        await this.refuseAtGreeting(s.reply, `listed in ${s.zone}`);
+        // After a "220-" the greeting must end in 220 (one reply, one code): the refusal then answers each command.
+        if (pause > 0) this.send(reply(220, undefined, banner));
+        await this.refuseAtGreeting(s.reply, `listed in ${s.zone}`, pause > 0);
         return false;
       }
     }
@@ -250,12 +252,13 @@ export class SmtpSession {
 
   /**
    * 554 in place of the 220 (RFC 5321 §3.1, §4.3.2). The client may still QUIT (221); any other command
-   * gets 503 (§3.1). Bounded in lines and time: a bot does not hold the connection slot.
+   * gets 503 (§3.1), or the 554 itself when a greet pause had already begun a 220 greeting. Bounded in
+   * lines and time: a bot does not hold the connection slot.
    */
-  private async refuseAtGreeting(r: Reply, why: string): Promise<void> {
+  private async refuseAtGreeting(r: Reply, why: string, greeted: boolean): Promise<void> {
     this.deps.log.info({ peer: this.peer, reason: why, reply: replyText(r) }, "connection refused");
     this.endReason = why;
-    this.send(r);
+    if (!greeted) this.send(r);
     this.reader.setTimeout(REFUSED_LINGER_MS);
     try {
       for (let i = 0; i < REFUSED_MAX_LINES; i++) {
@@ -263,7 +266,7 @@ export class SmtpSession {
         const line = await this.reader.readLine(MAX_COMMAND_LINE);
         if (line === null) return;
         if (line !== "too-long" && /^QUIT *$/i.test(line.toString("latin1"))) return this.send(reply(221, "2.0.0", "Bye"));
-        this.send(reply(503, "5.5.1", "Error: service unavailable; send QUIT"));
+        this.send(greeted ? r : reply(503, "5.5.1", "Error: service unavailable; send QUIT"));
       }
     } catch (err) {
       if (!(err instanceof ReaderTimeout || err instanceof ReaderClosed || err instanceof ReaderInterrupted)) throw err;
