@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import type net from "node:net";
 import { Readable } from "node:stream";
+import { pino } from "pino";
 import { silentLogger } from "../core/log.js";
 import { startRspamd, rspamdInstalled, type RspamdServer } from "../testing/rspamd-server.js";
 import type { CheckContext, CheckResult, StagedMessage } from "../trust/message-check.js";
@@ -194,13 +195,19 @@ describe("rspamd check against a fake rspamd", () => {
     }
   });
 
-  test("nothing listening → accepted and tagged (connection refused)", async () => {
+  test("nothing listening → accepted and tagged (connection refused), and a warning is logged", async () => {
     const fake = await fakeRspamd(json({}));
     const url = fake.url;
     await fake.close();
-    const r = await run(url, HAM);
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const r = await createRspamdCheck({ url, timeoutMs: 2000, log }).start(CTX)!.finish(staged(HAM));
     assert.deepEqual(r.verdict, { kind: "accept" });
     assert.equal(r.headers[0], "X-Spam-Status: Unknown, engine=rspamd (connection refused)\r\n");
+    const warning = lines.find((l) => l.msg === "rspamd unavailable: message accepted unchecked");
+    assert.ok(warning, JSON.stringify(lines));
+    assert.equal(warning.id, "QID123");
+    assert.equal(warning.reason, "connection refused");
   });
 
   test("authenticated submissions are not sent to rspamd", () => {
