@@ -18,6 +18,8 @@ import { recoverDataDir } from "./recovery/startup-recovery.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
+import { Dnsbl } from "./spam/dnsbl.js";
+import { Greylist } from "./spam/greylist.js";
 import { Spool } from "./spool/spool.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
@@ -70,6 +72,24 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     delimiter: config.smtp.recipient_delimiter,
   });
   const limits = config.limits;
+  // Port 25 only: DNSBL/DNSWL at connect, greylisting at RCPT (submission clients log in instead).
+  const spam = config.spam;
+  const screen = new Dnsbl({
+    blocklists: spam.dnsbl,
+    allowlists: spam.dnswl,
+    exempt: networkList(spam.exempt_networks),
+    timeoutMs: spam.dnsbl_timeout * 1000,
+    servers: config.dns.servers,
+    log: log.child({ component: "dnsbl" }),
+  });
+  const greylist = spam.greylisting
+    ? new Greylist(config.data_dir, {
+        delaySeconds: spam.greylist_delay,
+        maxAgeSeconds: spam.greylist_max_age,
+        retryWindowSeconds: spam.greylist_retry_window,
+        autoWhitelist: spam.greylist_auto_whitelist,
+      })
+    : undefined;
   const relay = startRelay(config, log, store, spool, policy);
   const hashPool = new HashPool();
   const authenticator = new Authenticator(
@@ -140,6 +160,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
             log: sessionLog,
             newId: newQueueId,
             queue: relay.etrn,
+            ...(name === "smtp" ? { screen, ...(greylist ? { greylist } : {}) } : {}),
           }),
       },
       log,
@@ -173,6 +194,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     await Promise.all(listeners.map((l) => l.stop(0)));
     await relay.stop();
     await hashPool.close();
+    greylist?.close();
     store.close();
     lock.release();
     throw err;
@@ -185,6 +207,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       await relay.stop();
       await hashPool.close();
+      greylist?.close();
       store.close();
       lock.release();
       log.info("petrel stopped");

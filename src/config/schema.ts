@@ -76,6 +76,26 @@ export function networkList(networks: readonly string[]): net.BlockList {
   return list;
 }
 
+/** A time span: seconds as a number, or a string with a unit: "90s", "5m", "2h", "36d". */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = typeof v === "string" ? /^(\d{1,9})([smhd])$/.exec(v) : null;
+  const n = typeof v === "number" ? v : m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"] : NaN;
+  if (Number.isInteger(n) && n >= 0) return n;
+  ctx.addIssue({ code: "custom", message: 'expected a time span in seconds, or like "300s", "5m", "2h" or "36d"' });
+  return z.NEVER;
+});
+
+/** An http:// URL (rspamd's HTTP interface); "" for none. */
+const httpUrl = z.string().refine((s) => {
+  if (s === "") return true;
+  try {
+    const u = new URL(s);
+    return u.protocol === "http:" && u.username === "" && u.search === "" && u.hash === "";
+  } catch {
+    return false;
+  }
+}, 'expected an http:// URL like "http://127.0.0.1:11333", or "" for none');
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(() => os.hostname()),
   domains: z.array(mailDomain).min(1).default(["localhost"]),
@@ -180,6 +200,32 @@ export const configSchema = z.strictObject({
       delay_warning: seconds.max(...timerCap).default(0),
       /** Longest time between two looks at the queue, in seconds (new mail is sent at once regardless). */
       queue_run_interval: timerSeconds.positive().default(60),
+    })
+    .prefault({}),
+  spam: z
+    .strictObject({
+      /** DNS blocklist zones asked at connect (RFC 5782); a listed client gets 554 5.7.1 and is disconnected. */
+      dnsbl: z.array(hostName).default([]),
+      /** DNS allowlist zones: a listed client skips the DNSBL and greylisting. */
+      dnswl: z.array(hostName).default([]),
+      /** Seconds the DNSBL/DNSWL lookups may take before the client is let in unchecked. */
+      dnsbl_timeout: z.number().positive().max(...timerCap).default(5),
+      /** Clients that DNSBL/DNSWL lookups and greylisting leave alone (local relays, this machine). */
+      exempt_networks: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
+      /** rspamd's HTTP address, e.g. "http://127.0.0.1:11333"; "" for none. */
+      rspamd: httpUrl.default(""),
+      /** Seconds rspamd has to answer before the message is accepted unchecked (tagged Unknown). */
+      rspamd_timeout: z.number().positive().max(...timerCap).default(15),
+      /** Greylisting at RCPT (client network, sender, recipient). */
+      greylisting: z.boolean().default(false),
+      /** How long a new triplet waits before a retry is accepted. */
+      greylist_delay: duration.default(300),
+      /** A passed triplet (and an auto-whitelisted client) is forgotten after this long without mail. */
+      greylist_max_age: duration.default(36 * 86400),
+      /** A retry later than this after the first try counts as a new first try. */
+      greylist_retry_window: duration.default(2 * 86400),
+      /** A client network whose retries passed this many times skips greylisting; 0 turns it off. */
+      greylist_auto_whitelist: z.number().int().nonnegative().default(5),
     })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),

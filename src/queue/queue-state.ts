@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import type { Reply } from "../core/reply.js";
-import { createPrivateFile, narrowPrivateFiles } from "../store/data-dir.js";
+import { openPrivateDatabase } from "../store/private-database.js";
 import type { QueueEnvelope, RecipientState } from "./queue-entry.js";
 
 /** One recipient's current state: the envelope's, updated by every attempt since. */
@@ -79,12 +79,7 @@ export class QueueState {
   constructor(queueDir: string) {
     fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
     const file = path.join(queueDir, "state.db");
-    narrowPrivateFiles([file, `${file}-wal`, `${file}-shm`]);
-    createPrivateFile(file);
-    this.db = new Database(file);
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
+    this.db = openPrivateDatabase(file, "FULL").db;
     this.db.exec(SCHEMA);
     this.upsert = this.db.prepare(
       `INSERT INTO recipients (id, rcpt, state, reply, attempts, next_attempt) VALUES (@id, @rcpt, @state, @reply, 1, @next)
