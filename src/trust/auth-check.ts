@@ -1,0 +1,237 @@
+// The inbound authentication check ("auth"): SPF (RFC 7208) for MAIL FROM and HELO, DKIM verification
+// (RFC 6376), DMARC with alignment (RFC 7489) and ARC (RFC 8617), with mailauth in its strict (RFC) mode
+// and every DNS query through `[dns] servers`. SPF runs from start(), while the message streams in; the
+// content goes straight into mailauth's DKIM verifier, which hashes it as it comes (no copy kept here).
+// finish() never rejects: errors and a check that outlives its deadline are temperror, which never refuses.
+// Trusts nothing in the message or the envelope: auth-results.ts escapes all of it.
+import { PassThrough } from "node:stream";
+import { arc, dkimVerify, dmarc, spf, type ARCData, type ARCResult, type DKIMVerifyResult, type SPFResult } from "mailauth";
+import type { Logger } from "../core/log.js";
+import { authVerdict, type AuthPolicy } from "./auth-policy.js";
+import {
+  ARC_RESULTS,
+  DKIM_RESULTS,
+  DMARC_POLICIES,
+  DMARC_RESULTS,
+  SPF_RESULTS,
+  authenticationResults,
+  receivedSpf,
+  type ArcOutcome,
+  type AuthOutcome,
+  type DkimOutcome,
+  type DmarcOutcome,
+  type SpfOutcome,
+} from "./auth-results.js";
+import { createDnsLookup, type DnsLookup } from "./dns-lookup.js";
+import type { CheckContext, CheckResult, MessageCheck, MessageCheckRun } from "./message-check.js";
+
+export interface AuthCheckOptions {
+  /** This host: the authserv-id of Authentication-Results and the receiver of Received-SPF. */
+  readonly hostname: string;
+  /** `[dns] servers`. */
+  readonly dnsServers: readonly string[];
+  /** `[auth]`: `checks` off makes start() return null for every message. */
+  readonly policy: AuthPolicy & { readonly checks: boolean };
+  /** c-ares' per-query timeout (ms) and tries per server; defaults 2500 and 2, as the MX router's. */
+  readonly dnsTimeoutMs?: number;
+  readonly dnsTries?: number;
+  /** Longest wait at the end of DATA for the checks still running; what is unfinished then is temperror. */
+  readonly deadlineMs?: number;
+  /** Smallest RSA key accepted for DKIM and ARC (RFC 8301 §3.2: 1024). */
+  readonly minKeyBits?: number;
+  readonly log?: Logger;
+}
+
+const DEFAULT_DEADLINE_MS = 20_000;
+/** A HELO name worth an SPF check of its own (RFC 7208 §2.3): a domain name with a dot, not an address literal. */
+const FQDN = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
+
+export function createAuthCheck(opts: AuthCheckOptions): MessageCheck {
+  const lookup = createDnsLookup({
+    servers: opts.dnsServers,
+    ...(opts.dnsTimeoutMs !== undefined ? { timeoutMs: opts.dnsTimeoutMs } : {}),
+    ...(opts.dnsTries !== undefined ? { tries: opts.dnsTries } : {}),
+  });
+  return {
+    name: "auth",
+    start(ctx: CheckContext): MessageCheckRun | null {
+      if (!opts.policy.checks || ctx.authenticated) return null;
+      return startRun(opts, lookup, ctx);
+    },
+  };
+}
+
+type Settled<T> = { kind: "done"; value: T } | { kind: "failed"; error: unknown } | { kind: "timeout" };
+
+function settle<T>(p: Promise<T>): Promise<Exclude<Settled<T>, { kind: "timeout" }>> {
+  return p.then(
+    (value) => ({ kind: "done", value }) as const,
+    (error: unknown) => ({ kind: "failed", error }) as const,
+  );
+}
+
+function startRun(opts: AuthCheckOptions, lookup: DnsLookup, ctx: CheckContext): MessageCheckRun {
+  const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  const minBitLength = opts.minKeyBits ?? 1024;
+  const common = { resolver: lookup, strict: true, mta: opts.hostname } as const;
+  // SPF needs only the envelope: started now, it is usually done before DATA ends.
+  const spfMailFrom = settle(spf({ ...common, ip: ctx.peerAddress, helo: ctx.helo, maxElapsedTime: deadlineMs, ...(ctx.sender ? { sender: ctx.sender } : {}) }));
+  const spfHelo = ctx.sender && FQDN.test(ctx.helo) ? settle(spf({ ...common, ip: ctx.peerAddress, helo: ctx.helo, maxElapsedTime: deadlineMs })) : null;
+  const body = new PassThrough();
+  const dkim = settle(dkimVerify(body, { resolver: lookup, strict: true, minBitLength, ...(ctx.sender ? { sender: ctx.sender } : {}) }));
+  let ended = false;
+
+  return {
+    write(chunk: Buffer): void {
+      if (!ended) body.write(chunk);
+    },
+    abort(): void {
+      if (ended) return;
+      ended = true;
+      body.destroy(new Error("transaction ended without a message"));
+    },
+    async finish(): Promise<CheckResult> {
+      ended = true;
+      body.end();
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<{ kind: "timeout" }>((resolve) => {
+        timer = setTimeout(() => resolve({ kind: "timeout" }), deadlineMs);
+      });
+      const within = <T>(p: Promise<Settled<T>>): Promise<Settled<T>> => Promise.race([p, expired]);
+      try {
+        const outcome = await evaluate(opts, lookup, ctx, minBitLength, {
+          spf: await within(spfMailFrom),
+          helo: spfHelo ? await within(spfHelo) : null,
+          dkim: await within(dkim),
+          within,
+        });
+        return { headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)], verdict: authVerdict(opts.policy, outcome) };
+      } catch (err) {
+        // Not expected (every step is settled above); the message still gets through, marked unchecked.
+        opts.log?.warn({ err, id: ctx.id }, "authentication checks failed");
+        const outcome = unchecked(ctx);
+        return { headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)], verdict: authVerdict(opts.policy, outcome) };
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+interface Gathered {
+  readonly spf: Settled<SPFResult>;
+  readonly helo: Settled<SPFResult> | null;
+  readonly dkim: Settled<DKIMVerifyResult>;
+  readonly within: <T>(p: Promise<Settled<T>>) => Promise<Settled<T>>;
+}
+
+async function evaluate(opts: AuthCheckOptions, lookup: DnsLookup, ctx: CheckContext, minBitLength: number, g: Gathered): Promise<AuthOutcome> {
+  const spfOutcome = spfFrom(g.spf, ctx, ctx.sender ? "mailfrom" : "helo");
+  const heloOutcome = g.helo ? spfFrom(g.helo, ctx, "helo") : null;
+  if (g.dkim.kind !== "done") {
+    const reason = g.dkim.kind === "timeout" ? "timed out" : errorText(g.dkim.error);
+    return { spf: spfOutcome, helo: heloOutcome, dkim: [{ result: "temperror", reason }], dmarc: null, arc: null };
+  }
+  const verified = g.dkim.value;
+  const dkimOutcomes = verified.results.map(dkimFrom);
+
+  const arcSettled = verified.arc ? await g.within(settle(arc(verified.arc as ARCData, { resolver: lookup, strict: true, minBitLength, ip: ctx.peerAddress }))) : null;
+  const arcResult: ARCResult | undefined = arcSettled?.kind === "done" ? arcSettled.value : undefined;
+
+  const dmarcSettled = await g.within(
+    settle(
+      dmarc({
+        headerFrom: verified.headerFrom,
+        fromFields: verified.fromFields,
+        // RFC 7489 §4.1: the SPF-authenticated identifier is MAIL FROM's domain, or HELO's for MAIL FROM <>.
+        spfDomains: spfOutcome.result === "pass" ? [spfOutcome.domain] : [],
+        dkimDomains: verified.results
+          .filter((r) => r.status.result === "pass" && typeof r.signingDomain === "string")
+          .map((r) => ({ domain: r.signingDomain!, ...(r.id ? { id: r.id } : {}), ...(r.status.underSized ? { underSized: r.status.underSized } : {}) })),
+        ...(arcResult ? { arcResult } : {}),
+        resolver: lookup,
+        strict: true,
+      }),
+    ),
+  );
+  return {
+    spf: spfOutcome,
+    helo: heloOutcome,
+    dkim: dkimOutcomes,
+    dmarc: dmarcFrom(dmarcSettled, verified),
+    arc: arcSettled === null ? { result: "none" } : arcFrom(arcSettled),
+  };
+}
+
+function keyword<T extends string>(value: unknown, allowed: readonly T[], otherwise: T): T {
+  return typeof value === "string" && (allowed as readonly string[]).includes(value) ? (value as T) : otherwise;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function spfFrom(s: Settled<SPFResult>, ctx: CheckContext, identity: "mailfrom" | "helo"): SpfOutcome {
+  const base = { identity, sender: identity === "mailfrom" ? ctx.sender : "", helo: ctx.helo } as const;
+  const fallbackDomain = identity === "mailfrom" ? ctx.sender.slice(ctx.sender.lastIndexOf("@") + 1) : ctx.helo;
+  if (s.kind !== "done") return { ...base, result: "temperror", domain: fallbackDomain.toLowerCase(), clientIp: ctx.peerAddress };
+  const r = s.value;
+  return { ...base, result: keyword(r.status.result, SPF_RESULTS, "temperror"), domain: r.domain, clientIp: r["client-ip"] || ctx.peerAddress };
+}
+
+function dkimFrom(r: DKIMVerifyResult["results"][number]): DkimOutcome {
+  const result = keyword(r.status.result, DKIM_RESULTS, "permerror");
+  const sig = typeof r.signature === "string" ? r.signature.replace(/\s+/g, "") : "";
+  return {
+    result,
+    ...(r.signingDomain ? { domain: r.signingDomain } : {}),
+    ...(r.selector ? { selector: r.selector } : {}),
+    ...(r.algo ? { algorithm: r.algo } : {}),
+    // RFC 6008 §2: enough of b= to tell two signatures of one domain apart.
+    ...(sig ? { signaturePrefix: sig.slice(0, 8) } : {}),
+    ...(typeof r.status.comment === "string" && result !== "none" ? { reason: r.status.comment } : {}),
+  };
+}
+
+function dmarcFrom(s: Settled<Awaited<ReturnType<typeof dmarc>>>, verified: DKIMVerifyResult): DmarcOutcome | null {
+  if (s.kind !== "done") {
+    // Unfinished or failed: temporary, for the From domain when there is exactly one.
+    const domains = new Set(verified.headerFrom.map((a) => a.slice(a.lastIndexOf("@") + 1).toLowerCase()));
+    const [only] = domains;
+    return domains.size === 1 && only ? { result: "temperror", fromDomain: only, policy: null, published: null } : null;
+  }
+  const r = s.value;
+  if (!r) return null; // no From domain, or several (RFC 7489 §6.6.1): nothing to evaluate
+  const result = keyword(r.status.result, DMARC_RESULTS, "permerror");
+  const from = typeof r.status.header?.from === "string" ? r.status.header.from : r.domain;
+  const applies = result === "pass" || result === "fail";
+  return {
+    result,
+    fromDomain: from,
+    policy: applies ? keyword(r.policy, DMARC_POLICIES, "none") : null,
+    published: applies ? keyword(r.p, DMARC_POLICIES, "none") : null,
+  };
+}
+
+function arcFrom(s: Settled<ARCResult>): ArcOutcome | null {
+  if (s.kind !== "done") return null; // no "temperror" for arc (RFC 8617 §10.1): left out
+  const r = s.value;
+  const result = keyword(r.status.result, ARC_RESULTS, "fail");
+  return {
+    result,
+    ...(typeof r.i === "number" && r.i > 0 ? { instance: r.i } : {}),
+    ...(typeof r.status.comment === "string" ? { reason: r.status.comment } : {}),
+  };
+}
+
+/** The outcome when the checks themselves broke: everything temporary, so nothing is refused for it. */
+function unchecked(ctx: CheckContext): AuthOutcome {
+  const identity = ctx.sender ? "mailfrom" : "helo";
+  return {
+    spf: spfFrom({ kind: "failed", error: null }, ctx, identity),
+    helo: null,
+    dkim: [{ result: "temperror", reason: "not checked" }],
+    dmarc: null,
+    arc: null,
+  };
+}
