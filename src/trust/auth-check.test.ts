@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { sealMessage } from "mailauth";
+import { resinfoMethods } from "../testing/auth-results-reader.js";
 import { startDnsServer, type DnsServer, type Zone } from "../testing/dns-server.js";
 import { createAuthCheck, type AuthCheckOptions } from "./auth-check.js";
 import type { AuthPolicy } from "./auth-policy.js";
@@ -29,7 +30,7 @@ const DEFAULT_POLICY: AuthPolicy & { checks: boolean } = { checks: true, spf_fai
 
 function opensslKey(name: string, algorithm: "RSA" | "ed25519"): { file: string; publicB64: string } {
   const file = path.join(dir, `${name}.pem`);
-  execFileSync("openssl", ["genpkey", "-algorithm", algorithm, ...(algorithm === "RSA" ? ["-pkeyopt", "rsa_keygen_bits:2048"] : []), "-out", file]);
+  execFileSync("openssl", ["genpkey", "-algorithm", algorithm, ...(algorithm === "RSA" ? ["-pkeyopt", "rsa_keygen_bits:2048"] : []), "-out", file], { stdio: "ignore" });
   const spki = crypto.createPublicKey(fs.readFileSync(file)).export({ type: "spki", format: "der" });
   // RFC 8463 §4.2: an ed25519 key record holds the raw 32-byte public key, not the SPKI structure.
   return { file, publicB64: (algorithm === "RSA" ? spki : spki.subarray(spki.length - 32)).toString("base64") };
@@ -346,37 +347,20 @@ describe("hostile input", () => {
     assert.deepEqual(fields(r).map((f) => f.slice(0, f.indexOf(":"))), ["Authentication-Results", "Received-SPF"]);
     const ar = header(r, "Authentication-Results");
     assert.ok(ar.includes('smtp.mailfrom="a;b X-Injected: 2 (x"@fail.test;'), ar);
-    assert.equal(resultsOutsideQuotes(ar), "spf,dkim,dmarc,arc");
+    assert.equal(resinfoMethods(ar), "spf,dkim,dmarc,arc");
+    // Unquoted specials in MAIL FROM, and a HELO reported as smtp.helo for MAIL FROM <>.
+    const bare = header(await runCheck(message("x@elsewhere.test"), { sender: "a;dkim=pass(@fail.test" }), "Authentication-Results");
+    assert.ok(bare.includes('smtp.mailfrom="a;dkim=pass("@fail.test;'), bare);
+    assert.equal(resinfoMethods(bare), "spf,spf,dkim,dmarc,arc");
+    const bounce = await runCheck(message("x@elsewhere.test"), { sender: "", helo: "x; dkim=pass (y" });
+    assert.ok(header(bounce, "Authentication-Results").startsWith(`${HOST}; spf=none smtp.helo="x; dkim=pass (y"; dkim=none;`));
+    assert.ok(header(bounce, "Received-SPF").endsWith(`client-ip=${CLIENT}; helo="x; dkim=pass (y"; identity=helo; receiver=${HOST};`));
   });
 
   test("a From domain and DKIM tags from the message are escaped too", async () => {
     const msg = message("x@reject.test", "body\r\n", 'DKIM-Signature: v=1; a=rsa-sha256; d=a.test;dkim=pass; s=x"y; h=from; bh=AAAA; b=AA(A)A\r\n');
     const r = await runCheck(msg);
     const ar = header(r, "Authentication-Results");
-    assert.equal(resultsOutsideQuotes(ar), "spf,spf,dkim,dmarc,arc");
+    assert.equal(resinfoMethods(ar), "spf,spf,dkim,dmarc,arc");
   });
 });
-
-/** The methods of an Authentication-Results value, read as an RFC 8601 parser would (quotes and comments skipped). */
-function resultsOutsideQuotes(value: string): string {
-  let plain = "";
-  let depth = 0;
-  let quote = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (c === "\\" && (quote || depth > 0)) {
-      i++;
-      continue;
-    }
-    if (quote) quote = c !== '"';
-    else if (depth > 0) depth += c === "(" ? 1 : c === ")" ? -1 : 0;
-    else if (c === '"') quote = true;
-    else if (c === "(") depth = 1;
-    else plain += c;
-  }
-  return plain
-    .split(";")
-    .slice(1)
-    .map((r) => r.trim().split("=")[0])
-    .join(",");
-}
