@@ -13,7 +13,7 @@ import { Readable } from "node:stream";
 import { sealMessage } from "mailauth";
 import { resinfoMethods } from "../testing/auth-results-reader.js";
 import { startDnsServer, type DnsServer, type Zone } from "../testing/dns-server.js";
-import { createAuthCheck, type AuthCheckOptions } from "./auth-check.js";
+import { MAX_HEADER_SECTION, createAuthCheck, type AuthCheckOptions } from "./auth-check.js";
 import type { AuthPolicy } from "./auth-policy.js";
 import type { CheckContext, CheckResult } from "./message-check.js";
 
@@ -69,7 +69,7 @@ function message(from: string, body = "Hello there.\r\n", extra = ""): string {
   return `From: Sender <${from}>\r\nTo: bob@petrel.test\r\nSubject: test\r\nDate: Mon, 30 Nov 2026 12:00:00 +0000\r\nMessage-ID: <m1@x>\r\n${extra}\r\n${body}`;
 }
 
-async function runCheck(msg: string, ctx: Partial<CheckContext> = {}, policy: Partial<AuthPolicy> = {}, extra: Partial<AuthCheckOptions> = {}): Promise<CheckResult> {
+async function runCheck(msg: string, ctx: Partial<CheckContext> = {}, policy: Partial<AuthPolicy> = {}, extra: Partial<AuthCheckOptions> = {}, piece = 700): Promise<CheckResult> {
   const check = createAuthCheck({
     hostname: HOST,
     dnsServers: [`127.0.0.1:${dns.port}`],
@@ -82,7 +82,7 @@ async function runCheck(msg: string, ctx: Partial<CheckContext> = {}, policy: Pa
   const run = check.start({ id: "Q1", peerAddress: CLIENT, helo: "mx.pass.test", ptrName: null, sender: "alice@pass.test", recipients: ["bob@petrel.test"], authenticated: false, tls: false, ...ctx });
   assert.ok(run);
   const bytes = Buffer.from(msg);
-  for (let at = 0; at < bytes.length; at += 700) run.write(bytes.subarray(at, at + 700));
+  for (let at = 0; at < bytes.length; at += piece) run.write(bytes.subarray(at, at + piece));
   return run.finish({ size: bytes.length, open: () => Readable.from([bytes]) });
 }
 
@@ -412,6 +412,25 @@ describe("the run", () => {
 });
 
 describe("hostile input", () => {
+  test(`a header section over ${MAX_HEADER_SECTION} octets is refused 552 5.3.4 unparsed; one just under is checked, in any pieces`, async () => {
+    const filler = (octets: number): string => "X-A: b\r\n".repeat(Math.floor(octets / 8));
+    const forged = (octets: number): string => `${filler(octets)}From: ceo@reject.test\r\nSubject: x\r\n\r\nbody\r\n`;
+    const under = forged(MAX_HEADER_SECTION - 100);
+    for (const piece of [5, 4096, 1 << 20]) {
+      // A generous DNS timeout: the test writes every piece in one turn of the event loop, which c-ares' timer would count.
+      const r = await runCheck(under, {}, {}, { dnsTimeoutMs: 3000 }, piece);
+      assert.equal(r.verdict.kind === "reject" && r.verdict.reply.enhanced, "5.7.1", `pieces of ${piece}: DMARC still decides`);
+    }
+    const t = performance.now();
+    const over = await runCheck(forged(4 * MAX_HEADER_SECTION), {}, {}, {}, 65536);
+    assert.ok(performance.now() - t < 1000);
+    assert.deepEqual(over.verdict, { kind: "reject", reply: { code: 552, enhanced: "5.3.4", lines: [`Message header section too large (over ${MAX_HEADER_SECTION} octets)`] }, reason: "header section too large" });
+    assert.equal(header(over, "Authentication-Results"), `${HOST}; spf=pass smtp.mailfrom=alice@pass.test; spf=pass smtp.helo=mx.pass.test; dkim=permerror (header section over ${MAX_HEADER_SECTION} octets)`);
+    // The limit counts the header section only: a large body is fine, and so is a message that is all header but small.
+    assert.equal((await runCheck(`From: ceo@reject.test\r\n\r\n${"b".repeat(MAX_HEADER_SECTION * 2)}\r\n`, {}, {}, {}, 65536)).verdict.kind, "reject");
+    assert.equal((await runCheck("From: x@nowhere.test\r\nSubject: no body", {}, {}, {}, 1)).verdict.kind, "accept");
+  });
+
   const fields = (r: CheckResult): string[] => r.headers.flatMap((h) => h.split(/\r\n(?![ \t])/).filter((l) => l !== ""));
 
   test("HELO and MAIL FROM that try to add a field or a result cannot", async () => {
