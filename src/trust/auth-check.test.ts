@@ -13,7 +13,7 @@ import { Readable } from "node:stream";
 import { sealMessage } from "mailauth";
 import { resinfoMethods } from "../testing/auth-results-reader.js";
 import { startDnsServer, type DnsServer, type Zone } from "../testing/dns-server.js";
-import { MAX_HEADER_SECTION, createAuthCheck, type AuthCheckOptions } from "./auth-check.js";
+import { MAX_HEADER_SECTION, MAX_SIGNATURES, createAuthCheck, type AuthCheckOptions } from "./auth-check.js";
 import type { AuthPolicy } from "./auth-policy.js";
 import type { CheckContext, CheckResult } from "./message-check.js";
 
@@ -412,6 +412,17 @@ describe("the run", () => {
 });
 
 describe("hostile input", () => {
+  test(`only the topmost ${MAX_SIGNATURES} DKIM signatures are verified; the rest are counted in dkim=policy`, async () => {
+    const fakes = Array.from({ length: 12 }, (_, i) => `DKIM-Signature: v=1; a=rsa-sha256; d=f${i}.test; s=s; l=${1000 + i}; h=from; bh=AAAA; b=AAAA\r\n`).join("");
+    const at = SIGNED.signed.indexOf("From: ");
+    const r = await runCheck(SIGNED.signed.slice(0, at) + fakes + SIGNED.signed.slice(at), { sender: "news@signed.test" });
+    const ar = header(r, "Authentication-Results");
+    assert.equal((ar.match(/dkim=/g) ?? []).length, MAX_SIGNATURES + 1);
+    assert.match(ar, /; dkim=pass header\.d=signed\.test header\.s=sel /);
+    assert.match(ar, /header\.d=f8\.test [^;]*; dkim=policy \(3 more signatures not verified, limit 10\); dmarc=pass /);
+    assert.deepEqual(r.verdict, { kind: "accept" });
+  });
+
   test(`a header section over ${MAX_HEADER_SECTION} octets is refused 552 5.3.4 unparsed; one just under is checked, in any pieces`, async () => {
     const filler = (octets: number): string => "X-A: b\r\n".repeat(Math.floor(octets / 8));
     const forged = (octets: number): string => `${filler(octets)}From: ceo@reject.test\r\nSubject: x\r\n\r\nbody\r\n`;
