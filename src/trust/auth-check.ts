@@ -1,7 +1,8 @@
 // The inbound authentication check ("auth"): SPF (RFC 7208) for MAIL FROM and HELO, DKIM verification
 // (RFC 6376), DMARC with alignment (RFC 7489) and ARC (RFC 8617), with mailauth in its strict (RFC) mode
 // and every DNS query through `[dns] servers`. SPF runs from start(), while the message streams in; the
-// content goes straight into mailauth's DKIM verifier, which hashes it as it comes (no copy kept here).
+// header section (at most 256 KB, at most 10 DKIM signatures: header-gate.ts) and then the body go into
+// mailauth's DKIM verifier, which hashes the body as it comes (no copy of the message is kept).
 // finish() never rejects: errors and a check that outlives its deadline are temperror, which never refuses.
 // Trusts nothing in the message or the envelope: auth-results.ts escapes all of it.
 import { PassThrough } from "node:stream";
@@ -116,23 +117,29 @@ function startRun(opts: AuthCheckOptions, lookup: DnsLookup, ctx: CheckContext):
         const heloSettled = spfHelo ? await within(spfHelo) : null;
         if (tooLarge) {
           const outcome = oversized(spfFrom(spfSettled, ctx, ctx.sender ? "mailfrom" : "helo"), heloSettled ? spfFrom(heloSettled, ctx, "helo") : null);
-          return { headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)], verdict: combineVerdicts([TOO_LARGE, authVerdict(opts.policy, outcome)]) };
+          return checkResult(opts, outcome, TOO_LARGE);
         }
         const evaluated = await evaluate(opts, lookup, ctx, minBitLength, { spf: spfSettled, helo: heloSettled, dkim: await within(dkim), within });
-        const outcome: AuthOutcome =
-          gate.droppedSignatures === 0
-            ? evaluated
-            : { ...evaluated, dkim: [...evaluated.dkim, { result: "policy", reason: `${gate.droppedSignatures} more signatures not verified, limit ${MAX_SIGNATURES}` }] };
-        return { headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)], verdict: authVerdict(opts.policy, outcome) };
+        const dropped = gate.droppedSignatures;
+        const notVerified = { result: "policy", reason: `${dropped} more signatures not verified, limit ${MAX_SIGNATURES}` } as const;
+        return checkResult(opts, dropped === 0 ? evaluated : { ...evaluated, dkim: [...evaluated.dkim, notVerified] });
       } catch (err) {
         // Not expected (every step is settled above); the message still gets through, marked unchecked.
         opts.log?.warn({ err, id: ctx.id }, "authentication checks failed");
-        const outcome = unchecked(ctx);
-        return { headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)], verdict: authVerdict(opts.policy, outcome) };
+        return checkResult(opts, unchecked(ctx));
       } finally {
         clearTimeout(timer);
       }
     },
+  };
+}
+
+/** The two header fields and the verdict: the policy's, or `imposed` when that is stronger. */
+function checkResult(opts: AuthCheckOptions, outcome: AuthOutcome, imposed?: CheckVerdict): CheckResult {
+  const verdict = authVerdict(opts.policy, outcome);
+  return {
+    headers: [authenticationResults(opts.hostname, outcome), receivedSpf(opts.hostname, outcome.spf)],
+    verdict: imposed ? combineVerdicts([imposed, verdict]) : verdict,
   };
 }
 
