@@ -138,6 +138,11 @@ function zone(): Zone {
     "broken.test": { TXT: ["v=spf1 -all"] },
     "_dmarc.broken.test": { TXT: ["v=DMARC1; p=reject"] },
     "hang.test": { TXT: ["v=spf1 -all"] },
+    "sampled.test": { TXT: ["v=spf1 -all"] },
+    "_dmarc.sampled.test": { TXT: ["v=DMARC1; p=reject; pct=50"] },
+    "zero.test": { TXT: ["v=spf1 -all"] },
+    "_dmarc.zero.test": { TXT: ["v=DMARC1; p=quarantine; pct=0"] },
+    "_dmarc.dnsfail.test": { rcode: "SERVFAIL" },
     "_dmarc.hang.test": { TXT: ["v=DMARC1; p=reject"] },
   };
 }
@@ -341,6 +346,26 @@ describe("DMARC", () => {
     const dkimSub = await runCheck(signed, { sender: "alice@pass.test" });
     assert.match(header(dkimSub, "Authentication-Results"), /; dkim=pass header\.d=mail\.strict\.test .*; dmarc=fail \(p=reject\) header\.from=strict\.test/);
     assert.equal(dkimSub.verdict.kind, "reject");
+  });
+
+  test("pct (RFC 7489 §6.6.4): a failing message outside the sample gets the next lower policy", async () => {
+    const inSample = await runCheck(message("x@sampled.test"), {}, {}, { random: () => 0.49 });
+    assert.match(header(inSample, "Authentication-Results"), /; dmarc=fail \(p=reject pct=50\) header\.from=sampled\.test policy\.dmarc=reject;/);
+    assert.equal(inSample.verdict.kind, "reject");
+    const outside = await runCheck(message("x@sampled.test"), {}, {}, { random: () => 0.5 });
+    assert.match(header(outside, "Authentication-Results"), /; dmarc=fail \(p=reject pct=50\) header\.from=sampled\.test policy\.dmarc=quarantine;/);
+    assert.deepEqual(outside.verdict, { kind: "junk", reason: "DMARC policy of sampled.test (p=quarantine) not met" });
+    const zero = await runCheck(message("x@zero.test"), {}, {}, { random: () => 0 });
+    assert.match(header(zero, "Authentication-Results"), /; dmarc=fail \(p=quarantine pct=0\) header\.from=zero\.test policy\.dmarc=none;/);
+    assert.deepEqual(zero.verdict, { kind: "accept" });
+  });
+
+  test("a DMARC record lookup that fails (SERVFAIL) is temperror: accepted, or 451 4.7.1 with dns_temperror = defer", async () => {
+    const r = await runCheck(message("x@dnsfail.test"));
+    assert.match(header(r, "Authentication-Results"), /; dmarc=temperror header\.from=dnsfail\.test; arc=none$/);
+    assert.deepEqual(r.verdict, { kind: "accept" });
+    const defer = await runCheck(message("x@dnsfail.test"), {}, { dns_temperror: "defer" });
+    assert.deepEqual(defer.verdict.kind === "reject" && defer.verdict.reply, { code: 451, enhanced: "4.7.1", lines: ["DMARC of dnsfail.test could not be checked (DNS error), try again later"] });
   });
 
   test("no From domain: no dmarc result, nothing refused", async () => {

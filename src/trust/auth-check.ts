@@ -15,6 +15,7 @@ import {
   DKIM_RESULTS,
   DMARC_POLICIES,
   DMARC_RESULTS,
+  type DmarcPolicy,
   SPF_RESULTS,
   authenticationResults,
   receivedSpf,
@@ -42,6 +43,8 @@ export interface AuthCheckOptions {
   readonly deadlineMs?: number;
   /** Smallest RSA key accepted for DKIM and ARC (RFC 8301 §3.2: 1024). */
   readonly minKeyBits?: number;
+  /** Random source in [0, 1) for DMARC pct sampling; Math.random by default. */
+  readonly random?: () => number;
   readonly log?: Logger;
 }
 
@@ -183,7 +186,7 @@ async function evaluate(opts: AuthCheckOptions, lookup: DnsLookup, ctx: CheckCon
     spf: spfOutcome,
     helo: heloOutcome,
     dkim: dkimOutcomes,
-    dmarc: dmarcFrom(dmarcSettled, verified),
+    dmarc: dmarcFrom(dmarcSettled, verified, opts.random ?? Math.random),
     arc: arcSettled === null ? { result: "none" } : arcFrom(arcSettled),
   };
 }
@@ -218,7 +221,17 @@ function dkimFrom(r: DKIMVerifyResult["results"][number]): DkimOutcome {
   };
 }
 
-function dmarcFrom(s: Settled<Awaited<ReturnType<typeof dmarc>>>, verified: DKIMVerifyResult): DmarcOutcome | null {
+/** RFC 7489 §6.6.4: a failing message outside the pct sample gets the next lower policy. */
+const LOWER: Record<DmarcPolicy, DmarcPolicy> = { reject: "quarantine", quarantine: "none", none: "none" };
+
+/** The record's pct= (RFC 7489 §6.3), 100 when absent or not a number 0-100 (mailauth parses it but does not apply it). */
+export function dmarcPercent(record: string | undefined): number {
+  const m = /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?=;|$)/i.exec(record ?? "");
+  const n = m ? Number(m[1]) : 100;
+  return n <= 100 ? n : 100;
+}
+
+function dmarcFrom(s: Settled<Awaited<ReturnType<typeof dmarc>>>, verified: DKIMVerifyResult, random: () => number): DmarcOutcome | null {
   if (s.kind !== "done") {
     // Unfinished or failed: temporary, for the From domain when there is exactly one.
     const domains = new Set(verified.headerFrom.map((a) => a.slice(a.lastIndexOf("@") + 1).toLowerCase()));
@@ -230,11 +243,16 @@ function dmarcFrom(s: Settled<Awaited<ReturnType<typeof dmarc>>>, verified: DKIM
   const result = keyword(r.status.result, DMARC_RESULTS, "permerror");
   const from = typeof r.status.header?.from === "string" ? r.status.header.from : r.domain;
   const applies = result === "pass" || result === "fail";
+  let policy = keyword(r.policy, DMARC_POLICIES, "none");
+  // pct sampling for a failing message; t=y (RFC 9989, mailauth's policy already one step lower) replaces it.
+  const percent = dmarcPercent(r.rr);
+  if (result === "fail" && !r.testMode && percent < 100 && random() * 100 >= percent) policy = LOWER[policy];
   return {
     result,
     fromDomain: from,
-    policy: applies ? keyword(r.policy, DMARC_POLICIES, "none") : null,
+    policy: applies ? policy : null,
     published: applies ? keyword(r.p, DMARC_POLICIES, "none") : null,
+    ...(applies && percent < 100 ? { percent } : {}),
   };
 }
 

@@ -48,6 +48,8 @@ export interface DmarcOutcome {
   readonly policy: DmarcPolicy | null;
   /** The published p= of the record, for the comment. */
   readonly published: DmarcPolicy | null;
+  /** The record's pct= when below 100 (RFC 7489 §6.6.4 sampling), for the comment. */
+  readonly percent?: number;
 }
 
 export interface ArcOutcome {
@@ -176,7 +178,7 @@ function dmarcInfo(d: DmarcOutcome): ResInfo {
   return {
     method: "dmarc",
     result: d.result,
-    ...(d.published ? { comment: `p=${d.published}` } : {}),
+    ...(d.published ? { comment: `p=${d.published}${d.percent !== undefined ? ` pct=${d.percent}` : ""}` } : {}),
     props: [
       ["header.from", d.fromDomain],
       ["policy.dmarc", d.policy ?? undefined],
