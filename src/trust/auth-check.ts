@@ -225,7 +225,7 @@ function dkimFrom(r: DKIMVerifyResult["results"][number]): DkimOutcome {
 const LOWER: Record<DmarcPolicy, DmarcPolicy> = { reject: "quarantine", quarantine: "none", none: "none" };
 
 /** The record's pct= (RFC 7489 §6.3), 100 when absent or not a number 0-100 (mailauth parses it but does not apply it). */
-export function dmarcPercent(record: string | undefined): number {
+function dmarcPercent(record: string | undefined): number {
   const m = /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?=;|$)/i.exec(record ?? "");
   const n = m ? Number(m[1]) : 100;
   return n <= 100 ? n : 100;
