@@ -229,6 +229,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
+  /** Inbound authentication of mail on the smtp listener (SPF, DKIM, DMARC, ARC): what the results lead to. */
+  auth: z
+    .strictObject({
+      /** Run the checks on unauthenticated smtp clients; off: no Authentication-Results, nothing refused. */
+      checks: z.boolean().default(true),
+      /** SPF "fail" for the MAIL FROM identity (HELO's when MAIL FROM is <>): "tag" (accept), "junk", "reject" (550 5.7.23). */
+      spf_fail: z.enum(["tag", "junk", "reject"]).default("tag"),
+      /** DMARC fail where the domain's policy is p=reject: "reject" (550 5.7.1), "junk", "tag". */
+      dmarc_reject: z.enum(["reject", "junk", "tag"]).default("reject"),
+      /** DMARC fail where the domain's policy is p=quarantine: "junk" or "tag". */
+      dmarc_quarantine: z.enum(["junk", "tag"]).default("junk"),
+      /** A DNS failure (timeout, SERVFAIL) deciding SPF or DMARC: "tag" (accept) or "defer" (451 4.7.x, the client retries). */
+      dns_temperror: z.enum(["tag", "defer"]).default("tag"),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
 });
 
