@@ -4,7 +4,8 @@
 // in spool/submission-headers.ts, so the body is never read as header.
 
 const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
-const isFtext = (b: number) => b >= 33 && b <= 126 && b !== COLON;
+/** RFC 5322 §3.6.8 ftext: printable US-ASCII except ":". */
+export const isFtext = (b: number) => b >= 33 && b <= 126 && b !== COLON;
 
 export interface HeaderField {
   /** Lower-cased name. */

@@ -1,6 +1,7 @@
 // Adds Date and Message-ID (and, for `petrel sendmail`, From) to a submitted message that lacks them
 // (RFC 6409 §8.1-§8.3), while the content streams: it reads only the header section (RFC 5322 §2.2, §3.6), then passes pieces through
 // untouched. Trusts nothing in the content; holds back at most MAX_CLASSIFY bytes of one line.
+import { isFtext } from "./header-fields.js";
 import { headerText, rfc5322Date } from "./trace-headers.js";
 
 const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
@@ -11,8 +12,6 @@ const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
  */
 export const MAX_CLASSIFY = 128;
 
-/** RFC 5322 §3.6.8 ftext: printable US-ASCII except ":". */
-const isFtext = (b: number) => b >= 33 && b <= 126 && b !== COLON;
 
 /** What the current header line is, as far as its first bytes tell. */
 type LineState =
