@@ -1,4 +1,5 @@
-// Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}. A message is
+// Maildir layout and names (https://cr.yp.to/proto/maildir.html): <root>/{tmp,new,cur}, and Maildir++
+// folders such as <root>/.Junk/{tmp,new,cur} with a "maildirfolder" file (spam goes there). A message is
 // written under tmp/ with LF line ends and renamed into new/; its name is "<sec>.M<usec>P<pid>Q<n>.<host>",
 // then ",S=" (file size) and ",W=" (CRLF size), the extensions Dovecot also writes. The part before ","
 // is its stable unique id (POP3 UIDL); P<pid> and <host> let startup recovery tell Petrel's own tmp/ files.
@@ -16,9 +17,34 @@ export function mailboxPath(dataDir: string, address: string): string {
 
 const created = new Set<string>();
 
-/** Drops a Maildir from the made-by-us set after it was found removed, so ensureMaildir makes it again. */
+/** Drops a Maildir (and its folders) from the made-by-us set after it was found removed, so ensureMaildir makes it again. */
 export function forgetMaildir(root: string): void {
   created.delete(root);
+  for (const dir of created) if (dir.startsWith(root + path.sep)) created.delete(dir);
+}
+
+/** The Maildir++ folder spam is delivered to (what Dovecot, mutt and most IMAP clients call "Junk"). */
+export const JUNK_FOLDER = ".Junk";
+
+/**
+ * Creates the Maildir++ folder <root>/<folder>/{tmp,new,cur} with its "maildirfolder" marker file, once
+ * per process (again after forgetMaildir), after the Maildir itself. New entries are fsync'd up to the
+ * Maildir (the Maildir's own entries up to data_dir by ensureMaildir), so a message committed into the
+ * folder cannot vanish with it.
+ */
+export async function ensureMaildirFolder(root: string, folder: string): Promise<void> {
+  if (!/^\.[^/]+$/.test(folder)) throw new RangeError(`Cannot use ${folder} as a Maildir++ folder name`);
+  const dir = path.join(root, folder);
+  if (created.has(dir)) return;
+  await ensureMaildir(root);
+  const fresh = await fs.stat(path.join(dir, "maildirfolder")).then(() => false, () => true);
+  await Promise.all(["tmp", "new", "cur"].map((d) => fs.mkdir(path.join(dir, d), { recursive: true, mode: 0o700 })));
+  if (fresh) {
+    await fs.writeFile(path.join(dir, "maildirfolder"), "", { mode: 0o600 });
+    await fsyncDir(dir);
+    await fsyncDir(root);
+  }
+  created.add(dir);
 }
 
 /**

@@ -142,3 +142,29 @@ describe("recovery after a reboot: an un-acked ack may have been lost after its 
     assert.deepEqual(list(maildir("a").new), [finalName]);
   });
 });
+
+describe("Maildir++ folders (.Junk) and staged content", () => {
+  test("a copy committed into .Junk/tmp/ is completed after a reboot and undone in the same boot; staged content goes", async () => {
+    await recordBootId(dataDir, BOOT);
+    const junk = path.join(dataDir, "mailboxes", "localhost", "a", ".Junk");
+    for (const d of ["tmp", "new", "cur"]) fs.mkdirSync(path.join(junk, d), { recursive: true });
+    const content = "Subject: spam\n\nbuy\n";
+    const finalName = `${uniqueName()},S=${content.length},W=${content.length + 3}`;
+    fs.writeFileSync(path.join(junk, "tmp", committedTmpName(finalName)), content);
+    fs.writeFileSync(path.join(junk, "tmp", uniqueName()), "half");
+    const staging = path.join(dataDir, "spool", "staging");
+    fs.mkdirSync(staging, { recursive: true });
+    fs.writeFileSync(path.join(staging, uniqueName()), "staged");
+    const r = await recoverDataDir(dataDir, { bootId: "boot-b" });
+    assert.deepEqual(r.committed, { completed: 1, removed: 0 });
+    assert.deepEqual(r.maildirTmp, { files: 2, bytes: 4 + 6 });
+    assert.deepEqual(list(path.join(junk, "new")), [finalName]);
+    assert.deepEqual(list(path.join(junk, "tmp")), []);
+    assert.deepEqual(list(staging), []);
+
+    fs.writeFileSync(path.join(junk, "tmp", committedTmpName(`${uniqueName()},S=1,W=2`)), "x");
+    const again = await recoverDataDir(dataDir, { bootId: "boot-b" });
+    assert.deepEqual(again.committed, { completed: 0, removed: 1 });
+    assert.deepEqual(list(path.join(junk, "new")), [finalName]);
+  });
+});

@@ -3,7 +3,8 @@
 // the previous server was killed and the page cache kept all it did, so a message not yet acked (spool
 // journal left, or a single copy still in tmp/ under its committed ",C" name) got no 250 and is undone;
 // after a reboot an ack that was not fsync'd may be lost after its 250, so such a message is completed.
-// Then it sweeps what no one will finish: Petrel's own uncommitted tmp/ files and queue temporaries at
+// Then it sweeps what no one will finish (in each Maildir and its Maildir++ folders such as .Junk, and
+// spool/staging/): Petrel's own uncommitted tmp/ files, staged content and queue temporaries at
 // once, other writers' tmp/ files after 36 hours (the Maildir spec's rule), queue messages without an
 // envelope. Last, it records the current boot id for the next start.
 import fs from "node:fs/promises";
@@ -26,7 +27,7 @@ export interface RecoveryReport {
   readonly journals: ReplayResult;
   /** Single copies committed in tmp/ (",C") whose rename into new/ (the ack) a crash cut. */
   readonly committed: { completed: number; removed: number };
-  /** Petrel's own unfinished copies in Maildir tmp/ folders. */
+  /** Petrel's own unfinished copies in Maildir tmp/ folders (Maildir++ folders too) and staged content of checked mail. */
   readonly maildirTmp: SweepCount;
   /** Other writers' tmp/ files older than 36 h. */
   readonly foreignTmp: SweepCount;
@@ -51,38 +52,52 @@ export async function recoverDataDir(dataDir: string, opts: RecoveryOptions = {}
   const mailboxes = path.join(dataDir, "mailboxes");
   for (const domain of await subfolders(mailboxes)) {
     for (const user of await subfolders(path.join(mailboxes, domain))) {
-      const root = path.join(mailboxes, domain, user);
-      const tmp = path.join(root, "tmp");
-      let touched = false;
-      let completed = false;
-      for (const name of await names(tmp)) {
-        const file = path.join(tmp, name);
-        const st = await fs.lstat(file).catch(() => null);
-        if (!st || !st.isFile()) continue;
-        const own = ownTmpName(name);
-        if (own?.committed && boot === "new") {
-          await fs.mkdir(path.join(root, "new"), { recursive: true, mode: 0o700 });
-          await fs.rename(file, path.join(root, "new", own.committed));
-          committed.completed++;
-          touched = completed = true;
-          continue;
-        }
-        if (own?.committed) {
-          await fs.unlink(file); // same boot: the ack rename never happened, so no 250 was sent
-          committed.removed++;
+      const mailbox = path.join(mailboxes, domain, user);
+      // The Maildir and its Maildir++ folders (.Junk, where the spool delivers spam).
+      const folders = (await subfolders(mailbox)).filter((f) => f.startsWith("."));
+      for (const root of [mailbox, ...folders.map((f) => path.join(mailbox, f))]) {
+        const tmp = path.join(root, "tmp");
+        let touched = false;
+        let completed = false;
+        for (const name of await names(tmp)) {
+          const file = path.join(tmp, name);
+          const st = await fs.lstat(file).catch(() => null);
+          if (!st || !st.isFile()) continue;
+          const own = ownTmpName(name);
+          if (own?.committed && boot === "new") {
+            await fs.mkdir(path.join(root, "new"), { recursive: true, mode: 0o700 });
+            await fs.rename(file, path.join(root, "new", own.committed));
+            committed.completed++;
+            touched = completed = true;
+            continue;
+          }
+          if (own?.committed) {
+            await fs.unlink(file); // same boot: the ack rename never happened, so no 250 was sent
+            committed.removed++;
+            touched = true;
+            continue;
+          }
+          const count = own ? maildirTmp : now - st.mtimeMs > FOREIGN_TMP_AGE_MS ? foreignTmp : null;
+          if (!count) continue;
+          await fs.unlink(file);
+          count.files++;
+          count.bytes += st.size;
           touched = true;
-          continue;
         }
-        const count = own ? maildirTmp : now - st.mtimeMs > FOREIGN_TMP_AGE_MS ? foreignTmp : null;
-        if (!count) continue;
-        await fs.unlink(file);
-        count.files++;
-        count.bytes += st.size;
-        touched = true;
+        if (completed) await fsyncDir(path.join(root, "new"));
+        if (touched) await fsyncDir(tmp);
       }
-      if (completed) await fsyncDir(path.join(root, "new"));
-      if (touched) await fsyncDir(tmp);
     }
+  }
+  // Content staged for inbound checks belongs to messages that got no reply: nothing to keep.
+  const staging = path.join(dataDir, "spool", "staging");
+  for (const name of await names(staging)) {
+    const file = path.join(staging, name);
+    const st = await fs.lstat(file).catch(() => null);
+    if (!st?.isFile()) continue;
+    await fs.unlink(file);
+    maildirTmp.files++;
+    maildirTmp.bytes += st.size;
   }
   const queue = await sweepQueue(path.join(dataDir, "queue"));
   await recordBootId(dataDir, current);

@@ -17,19 +17,36 @@
 // async one's completion waits behind other connections' events: the soak saw 9 duplicates in 46
 // kills). A retry after no reply duplicates only after a power loss before the 250 (RFC 1047), or
 // if a kill falls in the microseconds between the ack and the 250's write.
+//
+// Inbound checks (trust/message-check.ts: SPF/DKIM/DMARC, rspamd, Bayes) run on mail a server relays to
+// us: the smtp listener, no AUTH, a peer outside [auth] trusted_networks. Its incoming Authentication-
+// Results fields naming our host are removed as the header streams (auth-results-filter.ts). When a
+// check runs, the content (CRLF, as received) streams into every run while it is written ONCE to a
+// staging file (spool/staging/, LF); at commit the runs finish in parallel and their verdicts combine:
+// reject → nothing is committed and the MailError carries the reply for the end of DATA; accept or
+// junk → every copy is made from the staging file (as copies past the 16th always are) with the
+// checks' header fields between Return-Path and Received (RFC 7208 §9.1 and RFC 8601 §5 put them above
+// the Received line of the receiving hop; Return-Path is first, added at final delivery, RFC 5321 §4.4),
+// and junk puts each Maildir copy into the recipient's Maildir++ .Junk folder. Other mail (submission,
+// sendmail, bounces, trusted peers, or no check that applies) keeps the single write of the fast path.
 import { renameSync } from "node:fs";
 import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import type net from "node:net";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { MailError } from "../core/errors.js";
 import type { Logger } from "../core/log.js";
 import { reply } from "../core/reply.js";
 import { CrlfSizeCounter } from "../mailbox/crlf-size.js";
 import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
-import { committedTmpName, ensureMaildir, forgetMaildir, fsyncDir, mailboxPath, uniqueName, writeFileSynced } from "../mailbox/maildir.js";
+import { committedTmpName, ensureMaildir, ensureMaildirFolder, forgetMaildir, fsyncDir, JUNK_FOLDER, mailboxPath, uniqueName, writeFileSynced } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { QUEUE_FOLDERS, queueEnvelope, queuePaths, type QueueDsn } from "../queue/queue-entry.js";
+import { crlfContent } from "../queue/queued-content.js";
+import { combineVerdicts, type CheckContext, type CheckResult, type MessageCheck, type MessageCheckRun, type StagedMessage } from "../trust/message-check.js";
+import { AuthResultsFilter } from "./auth-results-filter.js";
 import type { MailDsnParams, RcptDsnParams } from "../smtp-server/dsn-params.js";
 import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
@@ -51,6 +68,10 @@ export interface Envelope extends TraceInfo {
    * Message-ID when it lacks them; "smtp" (another server relaying) is stored as it came.
    */
   readonly source?: "smtp" | "submission" | "local" | "bounce";
+  /** The listener it came in on ("smtp", "submission", "submissions"); absent for local mail and bounces. */
+  readonly listener?: string;
+  /** The client authenticated with SMTP AUTH. */
+  readonly authenticated?: boolean;
   /** RFC 3461 RET and ENVID from MAIL, when given: kept in the queue entry for bounces. */
   readonly dsn?: MailDsnParams;
   /** Reverse-path; "" for the null sender <>. */
@@ -58,18 +79,22 @@ export interface Envelope extends TraceInfo {
   readonly recipients: readonly AcceptedRecipient[];
 }
 
-/** One file of the message: a Maildir copy or the queued copy for off-site recipients. */
+/** One file of the message: a Maildir copy, the queued copy for off-site recipients, or the staging file of checked content. */
 interface Copy {
-  readonly kind: "maildir" | "queue";
+  readonly kind: "maildir" | "queue" | "staging";
   /** The Maildir root (to recreate it if removed); "" for the queue copy. */
   readonly root: string;
-  readonly tmpPath: string;
-  readonly finalDir: string;
+  /** The Maildir++ folder ("" the inbox, ".Junk"). */
+  folder: string;
+  tmpPath: string;
+  finalDir: string;
   readonly name: string;
-  /** Return-Path and Received, LF line ends. */
-  readonly prefix: Buffer;
+  /** Return-Path (Maildir copies) and Received, as text with CRLF. */
+  readonly trace: { readonly returnPath: string; readonly received: string };
+  /** Return-Path, the checks' header fields and Received, LF line ends. */
+  prefix: Buffer;
   /** LFs in the prefix: each is one more octet with CRLF line ends. */
-  readonly prefixLf: number;
+  prefixLf: number;
   fh: FileHandle | null;
   /** The file exists under tmpPath (abort must remove it). */
   created: boolean;
@@ -83,6 +108,19 @@ const FANOUT_BATCH = 16;
 /** Folder fsyncs in flight at once for one message (each holds a file descriptor). */
 const SYNC_CONCURRENCY = 16;
 
+/** Which checks run on received mail, and which peers are exempt. */
+export interface InboundChecks {
+  readonly checks: readonly MessageCheck[];
+  /** [auth] trusted_networks: their mail is neither checked nor filtered. */
+  readonly trustedNetworks?: net.BlockList;
+}
+
+/** A check and its run on one message. */
+interface ActiveRun {
+  readonly name: string;
+  readonly run: MessageCheckRun;
+}
+
 export class Spool {
   /** Called after the commit of a message with off-site recipients (the relay sends it at once). */
   onQueued: ((id: string) => void) | undefined;
@@ -91,10 +129,46 @@ export class Spool {
     private readonly dataDir: string,
     private readonly log: Logger,
     private readonly dirSync = new DirSyncer(),
+    private readonly inbound: InboundChecks = { checks: [] },
   ) {}
+
+  /**
+   * Mail another server hands us: the smtp listener, no AUTH, a peer outside trusted_networks. Loopback
+   * is included (local relays and tests connect there); trusted_networks exempts it where wanted.
+   */
+  checkable(env: Envelope): boolean {
+    if (env.source !== "smtp" || env.listener !== "smtp" || env.authenticated) return false;
+    const trusted = this.inbound.trustedNetworks;
+    return !trusted?.check(env.peerAddress, env.peerAddress.includes(":") ? "ipv6" : "ipv4");
+  }
 
   get queueDir(): string {
     return path.join(this.dataDir, "queue");
+  }
+
+  /** Starts every check that applies to this message; a check whose start() throws is logged and left out. */
+  private startChecks(env: Envelope): ActiveRun[] {
+    if (this.inbound.checks.length === 0) return [];
+    const ctx: CheckContext = {
+      id: env.id,
+      peerAddress: env.peerAddress,
+      helo: env.helo,
+      ptrName: env.client?.kind === "confirmed" ? env.client.name : null,
+      sender: env.sender,
+      recipients: env.recipients.map((r) => r.address),
+      authenticated: env.authenticated ?? false,
+      tls: !!env.tls,
+    };
+    const runs: ActiveRun[] = [];
+    for (const check of this.inbound.checks) {
+      try {
+        const run = check.start(ctx);
+        if (run) runs.push({ name: check.name, run });
+      } catch (err) {
+        this.log.error({ err, id: env.id, check: check.name }, "inbound check failed to start; the message is not checked by it");
+      }
+    }
+    return runs;
   }
 
   async open(env: Envelope): Promise<IncomingMessage> {
@@ -107,23 +181,39 @@ export class Spool {
         seen.add(user);
         const root = mailboxPath(this.dataDir, user);
         const name = uniqueName();
-        copies.push(newCopy("maildir", root, path.join(root, "tmp", name), path.join(root, "new"), name, returnPathHeader(env.sender) + receivedHeader(env, r.address)));
+        copies.push(newCopy("maildir", root, path.join(root, "tmp", name), path.join(root, "new"), name, { returnPath: returnPathHeader(env.sender), received: receivedHeader(env, r.address) }));
       }
       for (const t of r.route.remote) if (!remote.includes(t)) remote.push(t);
     }
     const q = queuePaths(this.queueDir, env.id);
     if (remote.length) {
-      copies.push(newCopy("queue", "", q.messageTmp, path.dirname(q.message), path.basename(q.message), receivedHeader(env, remote.length === 1 ? remote[0]! : null)));
+      copies.push(newCopy("queue", "", q.messageTmp, path.dirname(q.message), path.basename(q.message), { returnPath: "", received: receivedHeader(env, remote.length === 1 ? remote[0]! : null) }));
     }
     const msg = new IncomingMessage({ dataDir: this.dataDir, dirSync: this.dirSync, log: this.log, ...(this.onQueued ? { onQueued: this.onQueued } : {}) }, env, copies, remote);
     if (env.source === "submission")
       msg.submission = new SubmissionHeaders({ hostname: env.hostname, now: () => new Date(), messageId: () => `${env.id}.${crypto.randomBytes(6).toString("hex")}` });
+    const checked = this.checkable(env);
+    if (checked) {
+      msg.authResults = new AuthResultsFilter(env.hostname);
+      msg.runs = this.startChecks(env);
+    }
     try {
       if (remote.length) for (const f of QUEUE_FOLDERS) await ensureQueueDir(path.join(this.queueDir, f));
-      // Direct copies first, the queue copy among them when there is one (it is written as content streams).
-      const direct = copies.length <= DIRECT_COPIES ? copies : [...copies.slice(0, DIRECT_COPIES - 1), copies[copies.length - 1]!];
-      for (const c of direct) await openCopy(c);
-      msg.direct = direct;
+      if (msg.runs.length) {
+        // Checked: the content goes to one staging file; the copies are made at commit, with the checks' headers.
+        const dir = path.join(this.dataDir, "spool", "staging");
+        await ensureStagingDir(dir);
+        const name = uniqueName();
+        const staging = newCopy("staging", "", path.join(dir, name), dir, name, { returnPath: "", received: "" });
+        await openCopy(staging);
+        msg.staging = staging;
+        msg.direct = [staging];
+      } else {
+        // Direct copies first, the queue copy among them when there is one (it is written as content streams).
+        const direct = copies.length <= DIRECT_COPIES ? copies : [...copies.slice(0, DIRECT_COPIES - 1), copies[copies.length - 1]!];
+        for (const c of direct) await openCopy(c);
+        msg.direct = direct;
+      }
       fault("after-open");
     } catch (err) {
       await msg.abort();
@@ -133,25 +223,73 @@ export class Spool {
   }
 }
 
-function newCopy(kind: Copy["kind"], root: string, tmpPath: string, finalDir: string, name: string, prefixText: string): Copy {
-  const prefix = toLf(prefixText);
-  let prefixLf = 0;
-  for (const b of prefix) if (b === 10) prefixLf++;
-  return { kind, root, tmpPath, finalDir, name, prefix, prefixLf, fh: null, created: false };
+/** A run's finish(); one that breaks its promise and throws is logged and counts as "accept" without headers. */
+async function finishRun(r: ActiveRun, staged: StagedMessage, log: Logger, id: string): Promise<CheckResult> {
+  try {
+    return await r.run.finish(staged);
+  } catch (err) {
+    log.error({ err, id, check: r.name }, "inbound check failed; the message is accepted without its result");
+    return { headers: [], verdict: { kind: "accept" } };
+  }
+}
+
+/** A complete header field ending in CRLF, folded lines allowed, no other CR or LF, no NUL (RFC 5322 §2.2). */
+const FIELD_RE = /^[\x21-\x39\x3b-\x7e]+:[^\r\n\0]*\r\n(?:[ \t][^\r\n\0]*\r\n)*$/;
+
+function validField(field: string, check: string, log: Logger): boolean {
+  if (FIELD_RE.test(field)) return true;
+  log.error({ check, field: field.slice(0, 200) }, "inbound check returned a malformed header field; it is left out");
+  return false;
+}
+
+function newCopy(kind: Copy["kind"], root: string, tmpPath: string, finalDir: string, name: string, trace: Copy["trace"]): Copy {
+  const c: Copy = { kind, root, folder: "", tmpPath, finalDir, name, trace, prefix: Buffer.alloc(0), prefixLf: 0, fh: null, created: false };
+  setPrefix(c, "");
+  return c;
+}
+
+/** The copy's trace headers with the checks' fields (CRLF text) between Return-Path and Received. */
+function setPrefix(c: Copy, checkFields: string): void {
+  c.prefix = toLf(c.trace.returnPath + checkFields + c.trace.received);
+  c.prefixLf = 0;
+  for (const b of c.prefix) if (b === 10) c.prefixLf++;
+}
+
+/** Moves a Maildir copy not yet created into the Maildir++ folder `folder` of the same Maildir. */
+function intoFolder(c: Copy, folder: string): void {
+  c.folder = folder;
+  c.tmpPath = path.join(c.root, folder, "tmp", c.name);
+  c.finalDir = path.join(c.root, folder, "new");
+}
+
+async function ensureCopyDirs(c: Copy): Promise<void> {
+  if (c.kind !== "maildir") return;
+  if (c.folder) await ensureMaildirFolder(c.root, c.folder);
+  else await ensureMaildir(c.root);
 }
 
 /** Creates the copy's tmp file; a Maildir removed since this process made it is made again. */
 async function openCopy(c: Copy): Promise<void> {
-  if (c.kind === "maildir") await ensureMaildir(c.root);
+  await ensureCopyDirs(c);
   try {
     c.fh = await fs.open(c.tmpPath, "wx", 0o600);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || c.kind !== "maildir") throw err;
-    forgetMaildir(c.root);
-    await ensureMaildir(c.root);
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT" || c.kind === "queue") throw err;
+    if (c.kind === "staging") await ensureStagingDir(path.dirname(c.tmpPath), true);
+    else forgetMaildir(c.root);
+    await ensureCopyDirs(c);
     c.fh = await fs.open(c.tmpPath, "wx", 0o600);
   }
   c.created = true;
+}
+
+let stagingReady = "";
+
+/** spool/staging/ holds content being checked; nothing there needs to survive a crash (recovery empties it). */
+async function ensureStagingDir(dir: string, again = false): Promise<void> {
+  if (stagingReady === dir && !again) return;
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  stagingReady = dir;
 }
 
 interface SpoolContext {
@@ -187,10 +325,18 @@ export class IncomingMessage {
 
   /** Adds Date and Message-ID to a submitted message lacking them (RFC 6409 §8), as it streams. */
   submission: SubmissionHeaders | null = null;
+  /** Removes Authentication-Results fields claiming our name from checkable mail, as it streams. */
+  authResults: AuthResultsFilter | null = null;
+  /** The checks running on this message; none: the fast path. */
+  runs: ActiveRun[] = [];
+  /** The file the checked content is written to (the copies are made from it at commit). */
+  staging: Copy | null = null;
+  private runsEnded = false;
 
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
-    return this.writeContent(this.submission ? this.submission.feed(pieces) : pieces);
+    const submitted = this.submission ? this.submission.feed(pieces) : pieces;
+    return this.writeContent(this.authResults ? this.authResults.feed(submitted) : submitted);
   }
 
   private async writeContent(pieces: readonly Buffer[]): Promise<void> {
@@ -199,6 +345,7 @@ export class IncomingMessage {
         this.started = true;
         checkContentStart(p[0]!);
       }
+      for (const r of this.runs) r.run.write(p);
       this.add(this.lf.feed(p));
     }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
@@ -244,10 +391,12 @@ export class IncomingMessage {
     let renames: Rename[] = [];
     try {
       if (this.submission) await this.writeContent(this.submission.end());
+      if (this.authResults) await this.writeContent(this.authResults.end());
       this.add(this.lf.end());
       await this.flush();
       fault("after-write");
-      await Promise.all(this.direct.map((c) => closeDurably(c)));
+      if (this.staging) await this.finishChecks(this.staging);
+      await Promise.all(this.direct.filter((c) => c !== this.staging).map((c) => closeDurably(c)));
       await this.makeOtherCopies();
       fault("after-tmp-fsync");
       renames = this.copies.map((c) => ({ from: c.tmpPath, to: path.join(c.finalDir, this.finalName(c)) }));
@@ -271,6 +420,32 @@ export class IncomingMessage {
     }
     fault("after-ack");
     if (this.remote.length) this.ctx.onQueued?.(this.env.id);
+    if (this.staging) await fs.unlink(this.staging.tmpPath).catch(() => undefined);
+  }
+
+  /**
+   * End of DATA for a checked message: the staging file is complete; every run finishes (in parallel)
+   * and the verdicts combine. Reject throws the reply; accept and junk set each copy's headers and,
+   * for junk, put the Maildir copies into .Junk (they are created only after this, from the staging file).
+   */
+  private async finishChecks(staging: Copy): Promise<void> {
+    await staging.fh!.close();
+    staging.fh = null;
+    const staged: StagedMessage = { size: this.contentSize + this.crlf.bareLf, open: () => Readable.from(crlfContent(staging.tmpPath)) };
+    const results = await Promise.all(this.runs.map((r) => finishRun(r, staged, this.ctx.log, this.env.id)));
+    this.runsEnded = true;
+    const verdict = combineVerdicts(results.map((r) => r.verdict));
+    this.ctx.log.info(
+      { id: this.env.id, verdict: verdict.kind, ...(verdict.kind === "accept" ? {} : { reason: verdict.reason }), checks: this.runs.map((r, i) => ({ name: r.name, verdict: results[i]!.verdict.kind })) },
+      "inbound checks",
+    );
+    if (verdict.kind === "reject")
+      throw new MailError("refused-by-check", `Refused by an inbound check: ${verdict.reason}`, { reply: verdict.reply });
+    const fields = results.flatMap((r, i) => r.headers.filter((h) => validField(h, this.runs[i]!.name, this.ctx.log)));
+    for (const c of this.copies) {
+      setPrefix(c, fields.join(""));
+      if (verdict.kind === "junk" && c.kind === "maildir") intoFolder(c, JUNK_FOLDER);
+    }
   }
 
   /**
@@ -371,7 +546,17 @@ export class IncomingMessage {
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    for (const c of this.copies) {
+    if (!this.runsEnded) {
+      this.runsEnded = true;
+      for (const r of this.runs) {
+        try {
+          r.run.abort();
+        } catch (err) {
+          this.ctx.log.error({ err, id: this.env.id, check: r.name }, "inbound check failed to abort");
+        }
+      }
+    }
+    for (const c of this.staging ? [...this.copies, this.staging] : this.copies) {
       await c.fh?.close().catch(() => undefined);
       c.fh = null;
       if (c.created) await fs.unlink(c.tmpPath).catch(() => undefined);

@@ -29,3 +29,14 @@ test("TLS and the authenticated user appear as comments before 'by' (RFC 5321 §
   // Without TLS and user, the header is the plain one.
   assert.doesNotMatch(receivedHeader({ ...base, protocol: "ESMTP", tls: null, authUser: null }, null), /using|Authenticated/);
 });
+
+test("the client as Sendmail's $_ names it: confirmed PTR name, (may be forged) when it does not resolve back, unknown without one", () => {
+  const base = { helo: "helo.test", peerAddress: "192.0.2.7", hostname: "mx.test", protocol: "ESMTP", id: "ID3", receivedAt: new Date(0) };
+  const first = (client?: Parameters<typeof receivedHeader>[0]["client"]) => receivedHeader({ ...base, ...(client ? { client } : {}) }, null).split("\r\n")[0];
+  assert.equal(first({ kind: "confirmed", name: "mail.client.test" }), "Received: from helo.test (mail.client.test [192.0.2.7])");
+  assert.equal(first({ kind: "unconfirmed", name: "liar.test" }), "Received: from helo.test (liar.test [192.0.2.7] (may be forged))");
+  assert.equal(first({ kind: "none" }), "Received: from helo.test (unknown [192.0.2.7])");
+  assert.equal(first({ kind: "unconfirmed", name: "x\r\nX-Evil: 1" }), "Received: from helo.test (x??X-Evil: 1 [192.0.2.7] (may be forged))");
+  assert.equal(first(), "Received: from helo.test ([192.0.2.7])", "local mail and bounces: no lookup, no name");
+  assert.equal(receivedHeader({ ...base, peerAddress: "2001:db8::1", client: { kind: "none" } }, null).split("\r\n")[0], "Received: from helo.test (unknown [IPv6:2001:db8::1])");
+});

@@ -1,14 +1,27 @@
 // The headers Petrel adds to each delivered copy: Return-Path (RFC 5321 §4.4) and a Received
-// trace line (RFC 5321 §4.4, "for" names exactly one recipient) with an RFC 5322 §3.3 date.
+// trace line (RFC 5321 §4.4, "for" names exactly one recipient) with an RFC 5322 §3.3 date. The
+// client is named as Sendmail's $_ names it: "from HELO (ptr-name [ip])", "(ptr-name [ip] (may be
+// forged))" when the PTR name does not resolve back to the IP, "(unknown [ip])" without a PTR name.
 // Trusts nothing it prints: control characters (CR, LF included) become "?", and content whose first
 // line would continue our Received header (RFC 5322 §2.2.3, leading SP/HTAB) is refused with 550 5.6.0.
 import { MailError } from "../core/errors.js";
 import { reply } from "../core/reply.js";
 import { receivedTlsComment, type TlsInfo } from "../tls/tls-info.js";
 
+/** What reverse DNS says the client is (smtp-server/reverse-dns.ts). */
+export type ClientName =
+  /** The PTR name of the IP, whose A/AAAA records contain the IP (forward-confirmed). */
+  | { readonly kind: "confirmed"; readonly name: string }
+  /** A PTR name whose A/AAAA records do not contain the IP: anyone can publish such a PTR. */
+  | { readonly kind: "unconfirmed"; readonly name: string }
+  /** No PTR record, or the lookup failed or took too long. */
+  | { readonly kind: "none" };
+
 export interface TraceInfo {
   readonly helo: string;
   readonly peerAddress: string;
+  /** The client's reverse DNS, for a client that connected over the network (absent: local or bounce mail). */
+  readonly client?: ClientName;
   readonly hostname: string;
   /** "SMTP", "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA", "UTF8SMTP"... (RFC 3848, RFC 6531). */
   readonly protocol: string;
@@ -31,7 +44,7 @@ export function returnPathHeader(sender: string): string {
 
 export function receivedHeader(t: TraceInfo, forRecipient: string | null): string {
   const peer = headerText(t.peerAddress);
-  const literal = peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`;
+  const literal = clientComment(t.client, peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`);
   const forClause = forRecipient ? `\r\n\tfor <${headerText(forRecipient)}>` : "";
   const tls = t.tls ? `\t${headerText(receivedTlsComment(t.tls))}\r\n` : "";
   const auth = t.authUser ? `\t(Authenticated sender: ${headerText(t.authUser)})\r\n` : "";
@@ -42,6 +55,14 @@ export function receivedHeader(t: TraceInfo, forRecipient: string | null): strin
     `\tby ${headerText(t.hostname)} (Petrel) with ${headerText(t.protocol)} id ${headerText(t.id)}${forClause};\r\n` +
     `\t${rfc5322Date(t.receivedAt)}\r\n`
   );
+}
+
+/** Sendmail's $_: "name [ip]", "name [ip] (may be forged)" or "unknown [ip]"; just "[ip]" without a lookup. */
+function clientComment(client: ClientName | undefined, literal: string): string {
+  if (!client) return literal;
+  if (client.kind === "none") return `unknown ${literal}`;
+  const name = headerText(client.name);
+  return client.kind === "confirmed" ? `${name} ${literal}` : `${name} ${literal} (may be forged)`;
 }
 
 const SP = 0x20, HTAB = 0x09;
