@@ -8,6 +8,8 @@ import { formatAddress, type Address } from "../core/address.js";
 import { reply } from "../core/reply.js";
 import { silentLogger } from "../core/log.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
+import type { ClientName } from "../spool/trace-headers.js";
+import { HeloCheck } from "./helo-check.js";
 import { SmtpSession, type QueueControl, type SmtpSessionOptions } from "./session.js";
 
 const options: SmtpSessionOptions = {
@@ -31,6 +33,7 @@ interface Stored {
 
 interface ConverseOptions extends Partial<SmtpSessionOptions> {
   queue?: QueueControl;
+  reverseDns?: { lookup(ip: string): Promise<ClientName> };
   readonly firstAlone?: boolean;
 }
 
@@ -74,7 +77,7 @@ async function converse(input: string, opts: ConverseOptions = {}) {
     expn: () => reply(502, "5.5.1", "no"),
   };
   const server = net.createServer((sock) => {
-    void new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1", ...(opts.queue ? { queue: opts.queue } : {}) }).run();
+    void new SmtpSession(new Connection(sock, { listener: "smtp" }), { options: { ...options, ...opts }, policy, store, log: silentLogger(), newId: () => "ID1", ...(opts.queue ? { queue: opts.queue } : {}), ...(opts.reverseDns ? { reverseDns: opts.reverseDns } : {}) }).run();
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as net.AddressInfo).port;
@@ -241,4 +244,27 @@ test("DSN (RFC 3461): RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT reach the envel
   const env = stored[0]!.env;
   assert.deepEqual(env.dsn, { ret: "HDRS", envid: "QQ+1" });
   assert.deepEqual(env.recipients[0]!.dsn, { notify: { kind: "on", events: ["FAILURE", "DELAY"] }, orcpt: { addrType: "rfc822", address: "b@local.test" } });
+});
+
+test("a HELO/EHLO claiming our name or address is refused 550 5.7.1 (loopback counts here: exemptLoopback off); others pass", async () => {
+  const heloCheck = new HeloCheck({ ownNames: ["mx.test", "local.test"], ownAddresses: ["192.0.2.1"], exemptLoopback: false });
+  const refused = (name: string) => `550 5.7.1 ${name}: Helo command rejected: that is my own name or address, and you are not me`;
+  // The address the client connected to ([127.0.0.1] here) is ours too.
+  for (const helo of ["EHLO MX.test", "HELO local.test", "EHLO [192.0.2.1]", "EHLO [127.0.0.1]"]) {
+    const { replies } = await converse(`${helo}\r\nQUIT\r\n`, { heloCheck });
+    assert.deepEqual(replies, ["220 mx.test ESMTP Petrel", refused(helo.slice(5)), "221 2.0.0 Bye"], helo);
+  }
+  assert.deepEqual((await converse("HELO c.test\r\nQUIT\r\n", { heloCheck })).replies[1], "250 mx.test");
+  const exempt = new HeloCheck({ ownNames: ["mx.test"], exemptLoopback: true });
+  assert.equal((await converse("HELO mx.test\r\nQUIT\r\n", { heloCheck: exempt })).replies[1], "250 mx.test");
+});
+
+test("the envelope carries the listener, AUTH state and the client's reverse DNS from connect", async () => {
+  let asked = "";
+  const reverseDns = { lookup: async (ip: string): Promise<ClientName> => ((asked = ip), { kind: "unconfirmed", name: "liar.test" }) };
+  const { stored } = await converse("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@local.test>\r\nDATA\r\nSubject: x\r\n\r\n.\r\nQUIT\r\n", { reverseDns });
+  assert.equal(asked, "127.0.0.1");
+  assert.deepEqual([stored[0]!.env.client, stored[0]!.env.listener, stored[0]!.env.authenticated, stored[0]!.env.source], [{ kind: "unconfirmed", name: "liar.test" }, "smtp", false, "smtp"]);
+  const { stored: without } = await converse("EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@local.test>\r\nDATA\r\nSubject: x\r\n\r\n.\r\nQUIT\r\n");
+  assert.equal(without[0]!.env.client, undefined);
 });

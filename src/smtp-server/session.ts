@@ -20,6 +20,8 @@ import { decodeUtf8, hasControlChars, printable } from "../protocol/wire-text.js
 import type { ClientScreen, ClientScreening } from "../spam/dnsbl.js";
 import type { GreylistPolicy } from "../spam/greylist.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
+import type { ClientName } from "../spool/trace-headers.js";
+import type { HeloCheck } from "./helo-check.js";
 import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
 import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
 import { isReply, parseMailArgs } from "./mail-args.js";
@@ -54,6 +56,8 @@ export interface SmtpSessionOptions {
   readonly senderCheck?: boolean;
   /** submission.received_auth_user: the Received header names the authenticated user. */
   readonly receivedAuthUser?: boolean;
+  /** A HELO/EHLO claiming to be this server is refused (550 5.7.1); the smtp listener has one. */
+  readonly heloCheck?: HeloCheck;
 }
 
 export interface SmtpPolicy {
@@ -97,6 +101,8 @@ export interface SmtpSessionDeps {
   readonly screen?: ClientScreen;
   /** Greylisting at RCPT (spam/greylist.ts) for unauthenticated clients the screen did not exempt or allowlist. */
   readonly greylist?: GreylistPolicy;
+  /** Forward-confirmed reverse DNS of the client (reverse-dns.ts), started at connect; without it Received names no client. */
+  readonly reverseDns?: { lookup(ip: string): Promise<ClientName> };
 }
 
 /** Addresses named in one log line at most; the totals say how many there were. */
@@ -144,12 +150,22 @@ export class SmtpSession {
   private readonly peer: string;
   /** What the DNSBL/DNSWL screen said at connect (null: no screen); exempt and allowlisted clients skip greylisting. */
   private screening: ClientScreening["kind"] | null = null;
+  /** The client's reverse DNS, looked up from connect on; awaited only when a message is stored. */
+  private readonly clientName: Promise<ClientName | undefined>;
+  /** The same, once known (for logs). */
+  private client: ClientName | undefined;
 
   constructor(
     private readonly conn: Connection,
     private readonly deps: SmtpSessionDeps,
   ) {
     this.peer = conn.info.peer;
+    this.clientName = deps.reverseDns
+      ? deps.reverseDns.lookup(this.peer).then(
+          (c) => (this.client = c),
+          () => (this.client = { kind: "none" }),
+        )
+      : Promise.resolve(undefined);
     this.replies = new ReplyQueue(conn.socket);
     this.reader = new SocketReader(conn.socket, () => this.replies.flush());
   }
@@ -368,6 +384,10 @@ export class SmtpSession {
     // SMTPUTF8 is offered; HELO names are ASCII (RFC 5321 §4.1.1.1). No controls, spaces or DEL.
     const allowed = extended ? /^[\x21-\x7e\u00a0-\u{10ffff}]+$/u : /^[\x21-\x7e]+$/;
     if (!allowed.test(name) || Buffer.byteLength(name) > 255) return this.error(reply(501, "5.5.2", "Error: invalid hostname"));
+    if (this.opts.heloCheck?.claimsToBeUs(name, this.peer, this.conn.info.loopback, this.conn.socket.localAddress)) {
+      this.deps.log.info({ peer: this.peer, helo: printable(name, 100), reason: "HELO claims to be this server" }, "helo refused");
+      return this.error(reply(550, "5.7.1", `${printable(name, 100)}: Helo command rejected: that is my own name or address, and you are not me`));
+    }
     await this.endTransaction("reset by HELO/EHLO");
     this.helo = name;
     this.esmtp = extended;
@@ -763,12 +783,16 @@ export class SmtpSession {
   /** Opens the message's files; a failure (disk full: 452) is answered after the content is read. */
   private async openMessage(t: Transaction): Promise<Opened> {
     try {
+      const client = await this.clientName;
       const message = await this.deps.store.open({
         id: t.id,
         sender: t.sender,
         recipients: t.recipients,
         helo: this.heloForTrace(t),
         peerAddress: this.peer,
+        ...(client ? { client } : {}),
+        listener: this.conn.info.listener,
+        authenticated: this.conn.info.auth !== null,
         hostname: this.opts.hostname,
         protocol: this.protocol(),
         source: this.conn.info.auth !== null ? "submission" : "smtp",
@@ -840,6 +864,7 @@ export class SmtpSession {
       {
         id: t.id,
         peer: this.peer,
+        ...(this.client ? { client: this.client.kind === "none" ? "unknown" : this.client.kind === "confirmed" ? this.client.name : `${this.client.name} (may be forged)` } : {}),
         helo: this.helo,
         from: t.sender,
         rcpts: t.attempts.map((a) => ({ to: a.to, reply: replyText(a.reply) })),

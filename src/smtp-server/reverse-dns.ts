@@ -1,0 +1,76 @@
+// Forward-confirmed reverse DNS of an SMTP client (FCrDNS; "iprev", RFC 8601 §3): the PTR names of its IP
+// (RFC 1035 §3.5, in-addr.arpa / ip6.arpa), then the A or AAAA records of each name; the first name whose
+// addresses contain the IP is confirmed. Every query goes to [dns] servers; the whole check is bounded
+// in time and a failure, timeout or missing PTR is "none", never an error. Trusts DNS answers only as
+// names: one that is not a syntactically valid host name is ignored (it would end up in Received).
+import { Resolver } from "node:dns/promises";
+import net from "node:net";
+import type { ClientName } from "../spool/trace-headers.js";
+
+/** The part of node:dns/promises' Resolver used here; tests may hand in their own. */
+export interface ReverseResolver {
+  reverse(ip: string): Promise<string[]>;
+  resolve4(name: string): Promise<string[]>;
+  resolve6(name: string): Promise<string[]>;
+}
+
+export interface ReverseDnsOptions {
+  /** `[dns] servers`: "ip", "ip:port", "[v6]:port"; empty means the system's resolvers. */
+  readonly servers: readonly string[];
+  /** The whole check (PTR and forward lookups) gives up after this long: "none". */
+  readonly timeoutMs?: number;
+  /** c-ares' per-query timeout and attempts per server. */
+  readonly queryTimeoutMs?: number;
+  readonly tries?: number;
+}
+
+/** PTR names tried at most (an IP with dozens of PTR records gets no more lookups than this). */
+const MAX_NAMES = 4;
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
+
+export class ReverseDns {
+  private readonly resolver: ReverseResolver;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ReverseDnsOptions, resolver?: ReverseResolver) {
+    if (resolver) this.resolver = resolver;
+    else {
+      const r = new Resolver({ timeout: opts.queryTimeoutMs ?? 2000, tries: opts.tries ?? 2 });
+      if (opts.servers.length > 0) r.setServers([...opts.servers]);
+      this.resolver = r;
+    }
+    this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  /** What the client's IP says it is; resolves within timeoutMs, never rejects. */
+  async lookup(ip: string): Promise<ClientName> {
+    const family = net.isIP(ip);
+    if (family === 0) return { kind: "none" };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<ClientName>((resolve) => {
+      timer = setTimeout(() => resolve({ kind: "none" }), this.timeoutMs);
+      timer.unref();
+    });
+    try {
+      return await Promise.race([this.check(ip, family === 6 ? "ipv6" : "ipv4"), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async check(ip: string, family: "ipv4" | "ipv6"): Promise<ClientName> {
+    const names = await this.resolver.reverse(ip).catch(() => [] as string[]);
+    const valid = [...new Set(names.map((n) => n.toLowerCase().replace(/\.$/, "")))].filter((n) => HOST_NAME.test(n)).slice(0, MAX_NAMES);
+    if (valid.length === 0) return { kind: "none" };
+    const self = new net.BlockList();
+    self.addAddress(ip, family);
+    const confirmed = await Promise.all(
+      valid.map(async (name) => {
+        const addresses = await (family === "ipv6" ? this.resolver.resolve6(name) : this.resolver.resolve4(name)).catch(() => [] as string[]);
+        return addresses.some((a) => net.isIP(a) !== 0 && self.check(a, family));
+      }),
+    );
+    const at = confirmed.indexOf(true);
+    return at >= 0 ? { kind: "confirmed", name: valid[at]! } : { kind: "unconfirmed", name: valid[0]! };
+  }
+}
