@@ -16,11 +16,16 @@ import { Pop3Session } from "./pop3-server/session.js";
 import { DataDirLock } from "./recovery/data-dir-lock.js";
 import { recoverDataDir } from "./recovery/startup-recovery.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
+import { HeloCheck } from "./smtp-server/helo-check.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
+import { ReverseDns } from "./smtp-server/reverse-dns.js";
 import { SmtpSession } from "./smtp-server/session.js";
 import { Dnsbl } from "./spam/dnsbl.js";
 import { Greylist } from "./spam/greylist.js";
+import { DirSyncer } from "./spool/dir-sync.js";
 import { Spool } from "./spool/spool.js";
+import { testChecks } from "./spool/test-check.js";
+import type { MessageCheck } from "./trust/message-check.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
 import fs from "node:fs";
@@ -62,7 +67,14 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   }
   const store = new AccountStore(config.data_dir, config.domains);
   for (const change of store.narrowed) log.warn({ change }, "made data_dir private");
-  const spool = new Spool(config.data_dir, log);
+  const trustedNetworks = networkList(config.auth.trusted_networks);
+  // The checks the spool runs on mail relayed to us (smtp listener, no AUTH, outside trusted_networks),
+  // in this order (their header fields are stored in it): "auth" (SPF/DKIM/DMARC/ARC), "rspamd", "bayes"
+  // go here. testChecks() is empty unless PETREL_TEST_CHECK=1 (end-to-end tests, bench).
+  const checks: MessageCheck[] = [...testChecks()];
+  const spool = new Spool(config.data_dir, log, new DirSyncer(), { checks, trustedNetworks });
+  const reverseDns = new ReverseDns({ servers: config.dns.servers });
+  const heloCheck = new HeloCheck({ ownNames: [config.hostname, ...config.domains], trusted: trustedNetworks, exemptLoopback: true });
   const policy = new RecipientPolicy(store, {
     vrfy: config.smtp.vrfy,
     expn: config.smtp.expn,
@@ -153,9 +165,10 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
         busyReply: smtpBusy,
         createSession: (conn, sessionLog) =>
           new SmtpSession(conn, {
-            options: { ...smtpOptions, submission: name !== "smtp" },
+            options: { ...smtpOptions, submission: name !== "smtp", ...(name === "smtp" ? { heloCheck } : {}) },
             policy,
             store: spool,
+            reverseDns,
             accounts: authenticator,
             log: sessionLog,
             newId: newQueueId,

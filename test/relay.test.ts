@@ -58,7 +58,7 @@ describe("relay by MX", () => {
     const tx = await eventually("the sink's transaction", () => sink.transactions.find((t) => t.body?.toString().includes("Subject: to the world")));
     assert.equal(tx.mailLine, "MAIL FROM:<alice@example.test> SIZE=" + tx.size);
     assert.deepEqual(tx.rcptLines, ["RCPT TO:<friend@far.test>"]);
-    assert.match(tx.body!.toString(), /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTPA id \w+\r\n\tfor <friend@far\.test>;/);
+    assert.match(tx.body!.toString(), /^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTPA id \w+\r\n\tfor <friend@far\.test>;/);
     const line = await eventually("the delivery log line", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id));
     assert.equal(line.status, "sent");
     assert.match(String(line.relay), /^mx\.far\.test\[127\.0\.0\.2\]$/);

@@ -83,7 +83,7 @@ function copiesOf(server: TestServer, address: string, subject: string, n: numbe
 function receivedFor(id: string, rcpt: string): RegExp {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return new RegExp(
-    `^Return-Path: <sender@client\\.test>\r\nReceived: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\)\r\n` +
+    `^Return-Path: <sender@client\\.test>\r\nReceived: from client\\.test \\(unknown \\[127\\.0\\.0\\.1\\]\\)\r\n` +
       `\tby mx\\.petrel\\.test \\(Petrel\\) with ESMTP id ${esc(id)}\r\n\tfor <${esc(rcpt)}>;\r\n\t[^\r\n]+\r\n`,
   );
 }
@@ -303,7 +303,7 @@ describe("delivery through aliases and lists", () => {
 
     const queued = crlf(fs.readFileSync(path.join(server.dataDir, "queue", "messages", `${id}.eml`), "utf8"));
     assert.ok(queued.endsWith(body), queued);
-    assert.match(queued, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTP id /);
+    assert.match(queued, /^Received: from client\.test \(unknown \[127\.0\.0\.1\]\)\r\n\tby mx\.petrel\.test \(Petrel\) with ESMTP id /);
     const envelope = JSON.parse(fs.readFileSync(path.join(server.dataDir, "queue", "envelopes", `${id}.json`), "utf8")) as Record<string, unknown>;
     assert.equal(envelope.id, id);
     assert.equal(envelope.sender, "sender@client.test");

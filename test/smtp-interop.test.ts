@@ -35,7 +35,7 @@ interface Trace {
 function traceHeaders(t: Trace): RegExp {
   return new RegExp(
     `^Return-Path: <${escapeRe(t.sender)}>\n` +
-      `Received: from ${escapeRe(t.helo)} \\(\\[127\\.0\\.0\\.1\\]\\)\n` +
+      `Received: from ${escapeRe(t.helo)} \\(unknown \\[127\\.0\\.0\\.1\\]\\)\n` +
       `\tby mx\\.petrel\\.test \\(Petrel\\) with ${t.protocol} id ([0-9A-Z]+)\n` +
       `\tfor <${escapeRe(t.rcpt)}>;\n` +
       `\t${DAY}, \\d{1,2} ${MONTH} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\n`,

@@ -122,7 +122,7 @@ export function assertDelivered(file: string, e: Expected): void {
   assert.ok(Math.abs(Date.parse(date) - Date.now()) < 5 * 60_000, `Received date ${date} is now`);
   const header =
     `Return-Path: <${e.sender}>\r\n` +
-    `Received: from ${e.helo ?? HELO} ([127.0.0.1])\r\n` +
+    `Received: from ${e.helo ?? HELO} (unknown [127.0.0.1])\r\n` +
     `\tby ${HOSTNAME} (Petrel) with ${e.protocol ?? "ESMTP"} id ${e.id}\r\n` +
     `\tfor <${e.rcpt}>;\r\n` +
     `\t${date}\r\n`;

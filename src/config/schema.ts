@@ -242,6 +242,8 @@ export const configSchema = z.strictObject({
       dmarc_quarantine: z.enum(["junk", "tag"]).default("junk"),
       /** A DNS failure (timeout, SERVFAIL) deciding SPF or DMARC: "tag" (accept) or "defer" (451 4.7.x, the client retries). */
       dns_temperror: z.enum(["tag", "defer"]).default("tag"),
+      /** Networks whose mail is neither checked (SPF/DKIM/DMARC, spam) nor filtered, and whose HELO is not refused: relays the admin trusts. */
+      trusted_networks: z.array(cidr).default([]),
     })
     .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),

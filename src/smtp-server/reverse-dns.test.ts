@@ -60,3 +60,11 @@ test("a slow DNS server: the check gives up after timeoutMs (none), whether the 
 test("a forward lookup that fails (here: the resolver's own timeout first) leaves the PTR name unconfirmed", async () => {
   assert.deepEqual(await rdns.lookup("192.0.2.11"), { kind: "unconfirmed", name: "slow.test" });
 });
+
+test("reverse-mapping names: in-addr.arpa and ip6.arpa nibbles (compressed and IPv4-tailed forms)", async () => {
+  const { arpaName } = await import("./reverse-dns.js");
+  assert.equal(arpaName("192.0.2.7", "ipv4"), "7.2.0.192.in-addr.arpa");
+  assert.equal(arpaName("2001:db8::1", "ipv6"), "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa");
+  assert.equal(arpaName("::ffff:192.0.2.1", "ipv6"), "1.0.2.0.0.0.0.c.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa");
+  assert.equal(arpaName("::1", "ipv6"), "1." + "0.".repeat(31) + "ip6.arpa");
+});

@@ -9,7 +9,7 @@ import type { ClientName } from "../spool/trace-headers.js";
 
 /** The part of node:dns/promises' Resolver used here; tests may hand in their own. */
 export interface ReverseResolver {
-  reverse(ip: string): Promise<string[]>;
+  resolvePtr(name: string): Promise<string[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
 }
@@ -59,7 +59,8 @@ export class ReverseDns {
   }
 
   private async check(ip: string, family: "ipv4" | "ipv6"): Promise<ClientName> {
-    const names = await this.resolver.reverse(ip).catch(() => [] as string[]);
+    // A PTR query, not Resolver.reverse(): that one answers from /etc/hosts first, and every lookup must go to [dns] servers.
+    const names = await this.resolver.resolvePtr(arpaName(ip, family)).catch(() => [] as string[]);
     const valid = [...new Set(names.map((n) => n.toLowerCase().replace(/\.$/, "")))].filter((n) => HOST_NAME.test(n)).slice(0, MAX_NAMES);
     if (valid.length === 0) return { kind: "none" };
     const self = new net.BlockList();
@@ -73,4 +74,25 @@ export class ReverseDns {
     const at = confirmed.indexOf(true);
     return at >= 0 ? { kind: "confirmed", name: valid[at]! } : { kind: "unconfirmed", name: valid[0]! };
   }
+}
+
+/** The reverse-mapping name of an IP: "7.2.0.192.in-addr.arpa" (RFC 1035 §3.5), nibbles in "ip6.arpa" (RFC 3596 §2.5). */
+export function arpaName(ip: string, family: "ipv4" | "ipv6"): string {
+  if (family === "ipv4") return `${ip.split(".").reverse().join(".")}.in-addr.arpa`;
+  return `${[...expandIpv6(ip)].reverse().join(".")}.ip6.arpa`;
+}
+
+/** The 32 hex digits of an IPv6 address (an embedded IPv4 tail included). */
+function expandIpv6(ip: string): string {
+  let text = ip.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const o = v4[1]!.split(".").map(Number);
+    text = text.slice(0, v4.index) + `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const [head = "", tail] = text.split("::");
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  return groups.map((g) => g.padStart(4, "0")).join("");
 }
