@@ -40,3 +40,14 @@ test("data_dir and tls files are taken from the config file's folder", (t) => {
   assert.deepEqual(c.tls, { cert: path.join(d, "c.pem"), key: path.join(d, "k.pem") });
   assert.equal(c.origin, "flag");
 });
+
+test("[auth] trusted_networks: empty by default; addresses and CIDR networks; anything else refused naming the key", (t) => {
+  const d = tempDir(t);
+  const file = path.join(d, "petrel.toml");
+  fs.writeFileSync(file, "");
+  assert.deepEqual(loadConfig({ flag: file }).auth.trusted_networks, []);
+  fs.writeFileSync(file, '[auth]\ntrusted_networks = ["192.0.2.7", "10.0.0.0/8", "2001:db8::/32"]\n');
+  assert.deepEqual(loadConfig({ flag: file }).auth.trusted_networks, ["192.0.2.7", "10.0.0.0/8", "2001:db8::/32"]);
+  fs.writeFileSync(file, '[auth]\ntrusted_networks = ["10.0.0.0/33"]\n');
+  assert.throws(() => loadConfig({ flag: file }), /auth\.trusted_networks/);
+});
