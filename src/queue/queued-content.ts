@@ -27,9 +27,15 @@ export async function measure(file: string): Promise<ContentFacts> {
 }
 
 /** The file's content with every bare LF written as CRLF, piece by piece. */
-export async function* crlfContent(file: string): AsyncGenerator<Buffer> {
+export function crlfContent(file: string): AsyncGenerator<Buffer> {
+  return crlfChunks(fs.createReadStream(file, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>);
+}
+
+/** LF-stored content (a file's chunks, or pieces in memory) with every bare LF written as CRLF. */
+export async function* crlfChunks(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
   let last = -1;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>) {
+  for await (const chunk of chunks) {
+    if (chunk.length === 0) continue;
     const parts: Buffer[] = [];
     let from = 0;
     for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) {

@@ -202,6 +202,26 @@ describe("the spool's inbound checks", () => {
     assert.deepEqual(allFiles(path.join(dataDir, "spool", "staging")), []);
   });
 
+  test("staging: a message within one 64 KB batch stays in memory, a larger one goes to one staging file, removed after commit", async () => {
+    const staging = path.join(dataDir, "spool", "staging");
+    const seen: number[] = [];
+    const watch = fakeCheck("watch", async () => {
+      seen.push(fs.existsSync(staging) ? fs.readdirSync(staging).length : 0);
+      return accept();
+    });
+    const big = CONTENT + "z".repeat(100) + "\r\n".repeat(1) + ("0123456789".repeat(10) + "\r\n").repeat(1500);
+    const s = spool([watch]);
+    await deliver(s, envelope(["u@localhost"]), [CONTENT]);
+    await deliver(s, envelope(["u@localhost"], ["x@far.test"], { id: "ID2" }), [big.slice(0, 70000), big.slice(70000)]);
+    assert.deepEqual(seen, [0, 1]);
+    const crlf = (t: string) => t.replace(/\r?\n/g, "\r\n");
+    assert.deepEqual(watch.staged.map((x) => [x.size, x.content.length]), [[crlf(CONTENT).length, crlf(CONTENT).length], [crlf(big).length, crlf(big).length]]);
+    assert.equal(watch.staged[1]!.content.toString("latin1"), crlf(big));
+    assert.deepEqual(fs.readdirSync(staging), []);
+    const queued = fs.readFileSync(path.join(dataDir, "queue", "messages", "ID2.eml"), "latin1");
+    assert.ok(queued.endsWith("\n" + big.replace(/\r\n/g, "\n")));
+  });
+
   test("a check without a run for this message, one whose finish throws, and a malformed field: accepted, fast path when none runs", async () => {
     const none = fakeCheck("none", accept(), { skip: true });
     await deliver(spool([none]), envelope(["u@localhost"]), [CONTENT]);

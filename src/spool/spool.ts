@@ -21,10 +21,11 @@
 // Inbound checks (trust/message-check.ts: SPF/DKIM/DMARC, rspamd, Bayes) run on mail a server relays to
 // us: the smtp listener, no AUTH, a peer outside [auth] trusted_networks. Its incoming Authentication-
 // Results fields naming our host are removed as the header streams (auth-results-filter.ts). When a
-// check runs, the content (CRLF, as received) streams into every run while it is written ONCE to a
-// staging file (spool/staging/, LF); at commit the runs finish in parallel and their verdicts combine:
+// check runs, the content (CRLF, as received) streams into every run while it is staged once: in
+// memory while it fits one 64 KB batch (the batch the spool holds anyway), else written to a staging
+// file (spool/staging/, LF) batch by batch; at commit the runs finish in parallel and their verdicts combine:
 // reject → nothing is committed and the MailError carries the reply for the end of DATA; accept or
-// junk → every copy is made from the staging file (as copies past the 16th always are) with the
+// junk → every copy is made from the staged content (as copies past the 16th always are) with the
 // checks' header fields between Return-Path and Received (RFC 7208 §9.1 and RFC 8601 §5 put them above
 // the Received line of the receiving hop; Return-Path is first, added at final delivery, RFC 5321 §4.4),
 // and junk puts each Maildir copy into the recipient's Maildir++ .Junk folder. Other mail (submission,
@@ -44,7 +45,7 @@ import { LfLineEnds, toLf } from "../mailbox/lf-line-ends.js";
 import { committedTmpName, ensureMaildir, ensureMaildirFolder, forgetMaildir, fsyncDir, JUNK_FOLDER, mailboxPath, uniqueName, writeFileSynced } from "../mailbox/maildir.js";
 import type { Route } from "../delivery/recipient-resolver.js";
 import { QUEUE_FOLDERS, queueEnvelope, queuePaths, type QueueDsn } from "../queue/queue-entry.js";
-import { crlfContent } from "../queue/queued-content.js";
+import { crlfChunks, crlfContent } from "../queue/queued-content.js";
 import { combineVerdicts, type CheckContext, type CheckResult, type MessageCheck, type MessageCheckRun, type StagedMessage } from "../trust/message-check.js";
 import { AuthResultsFilter } from "./auth-results-filter.js";
 import type { MailDsnParams, RcptDsnParams } from "../smtp-server/dsn-params.js";
@@ -200,14 +201,11 @@ export class Spool {
     try {
       if (remote.length) for (const f of QUEUE_FOLDERS) await ensureQueueDir(path.join(this.queueDir, f));
       if (msg.runs.length) {
-        // Checked: the content goes to one staging file; the copies are made at commit, with the checks' headers.
+        // Checked: the copies are made at commit, with the checks' headers, from the content staged
+        // in memory (up to one 64 KB batch) or, once it is larger, in a staging file made at its first flush.
         const dir = path.join(this.dataDir, "spool", "staging");
-        await ensureStagingDir(dir);
         const name = uniqueName();
-        const staging = newCopy("staging", "", path.join(dir, name), dir, name, { returnPath: "", received: "" });
-        await openCopy(staging);
-        msg.staging = staging;
-        msg.direct = [staging];
+        msg.staging = newCopy("staging", "", path.join(dir, name), dir, name, { returnPath: "", received: "" });
       } else {
         // Direct copies first, the queue copy among them when there is one (it is written as content streams).
         const direct = copies.length <= DIRECT_COPIES ? copies : [...copies.slice(0, DIRECT_COPIES - 1), copies[copies.length - 1]!];
@@ -360,7 +358,19 @@ export class IncomingMessage {
     }
   }
 
-  private async flush(): Promise<void> {
+  /** Writes the pending batch to the direct copies; `final` at commit, when checked content may stay in memory. */
+  private async flush(final = false): Promise<void> {
+    const staging = this.staging;
+    if (staging && !staging.created) {
+      if (final) return; // all of it is in `pending`: the copies are made from there
+      try {
+        await ensureStagingDir(path.dirname(staging.tmpPath));
+        await openCopy(staging);
+      } catch (err) {
+        throw storageError(err);
+      }
+      this.direct = [staging];
+    }
     const body = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
@@ -393,7 +403,7 @@ export class IncomingMessage {
       if (this.submission) await this.writeContent(this.submission.end());
       if (this.authResults) await this.writeContent(this.authResults.end());
       this.add(this.lf.end());
-      await this.flush();
+      await this.flush(true);
       fault("after-write");
       if (this.staging) await this.finishChecks(this.staging);
       await Promise.all(this.direct.filter((c) => c !== this.staging).map((c) => closeDurably(c)));
@@ -420,7 +430,7 @@ export class IncomingMessage {
     }
     fault("after-ack");
     if (this.remote.length) this.ctx.onQueued?.(this.env.id);
-    if (this.staging) await fs.unlink(this.staging.tmpPath).catch(() => undefined);
+    if (this.staging?.created) await fs.unlink(this.staging.tmpPath).catch(() => undefined);
   }
 
   /**
@@ -429,9 +439,16 @@ export class IncomingMessage {
    * for junk, put the Maildir copies into .Junk (they are created only after this, from the staging file).
    */
   private async finishChecks(staging: Copy): Promise<void> {
-    await staging.fh!.close();
-    staging.fh = null;
-    const staged: StagedMessage = { size: this.contentSize + this.crlf.bareLf, open: () => Readable.from(crlfContent(staging.tmpPath)) };
+    let content: () => AsyncGenerator<Buffer>;
+    if (staging.created) {
+      await staging.fh!.close();
+      staging.fh = null;
+      content = () => crlfContent(staging.tmpPath);
+    } else {
+      const inMemory = this.pending;
+      content = () => crlfChunks(inMemory);
+    }
+    const staged: StagedMessage = { size: this.contentSize + this.crlf.bareLf, open: () => Readable.from(content()) };
     const results = await Promise.all(this.runs.map((r) => finishRun(r, staged, this.ctx.log, this.env.id)));
     this.runsEnded = true;
     const verdict = combineVerdicts(results.map((r) => r.verdict));
@@ -499,10 +516,14 @@ export class IncomingMessage {
     return `${c.name},S=${size},W=${size + c.prefixLf + this.crlf.bareLf}`;
   }
 
-  /** Copies beyond the direct ones: made from the first direct copy's content, a batch at a time. */
+  /**
+   * Copies beyond the direct ones: made from the first direct copy's content (or the checked content
+   * still in memory), a batch at a time.
+   */
   private async makeOtherCopies(): Promise<void> {
     const others = this.copies.filter((c) => !this.direct.includes(c));
     if (others.length === 0) return;
+    if (this.direct.length === 0) return this.makeCopiesFromMemory(others);
     const source = this.direct[0]!;
     const src = await fs.open(source.tmpPath, "r");
     const buf = Buffer.allocUnsafe(FLUSH_BYTES);
@@ -528,6 +549,22 @@ export class IncomingMessage {
       }
     } finally {
       await src.close();
+    }
+  }
+
+  /** Checked content that fitted one batch (`pending`, never written): each copy is its prefix and that. */
+  private async makeCopiesFromMemory(copies: readonly Copy[]): Promise<void> {
+    const content = this.pending;
+    for (let i = 0; i < copies.length; i += FANOUT_BATCH) {
+      const batch = copies.slice(i, i + FANOUT_BATCH);
+      try {
+        for (const c of batch) await openCopy(c);
+        await Promise.all(batch.map((c) => writeAll(c.fh!, [c.prefix, ...content])));
+        await Promise.all(batch.map((c) => closeDurably(c)));
+      } finally {
+        for (const c of batch) if (c.fh) await c.fh.close().catch(() => undefined);
+        for (const c of batch) c.fh = null;
+      }
     }
   }
 
