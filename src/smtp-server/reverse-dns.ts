@@ -3,16 +3,9 @@
 // addresses contain the IP is confirmed. Every query goes to [dns] servers; the whole check is bounded
 // in time and a failure, timeout or missing PTR is "none", never an error. Trusts DNS answers only as
 // names: one that is not a syntactically valid host name is ignored (it would end up in Received).
-import { Resolver } from "node:dns/promises";
 import net from "node:net";
 import type { ClientName } from "../spool/trace-headers.js";
-
-/** The part of node:dns/promises' Resolver used here; tests may hand in their own. */
-export interface ReverseResolver {
-  resolvePtr(name: string): Promise<string[]>;
-  resolve4(name: string): Promise<string[]>;
-  resolve6(name: string): Promise<string[]>;
-}
+import { createDnsLookup, type DnsLookup } from "../trust/dns-lookup.js";
 
 export interface ReverseDnsOptions {
   /** `[dns] servers`: "ip", "ip:port", "[v6]:port"; empty means the system's resolvers. */
@@ -29,17 +22,21 @@ const MAX_NAMES = 4;
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
 
 export class ReverseDns {
-  private readonly resolver: ReverseResolver;
+  private readonly dns: DnsLookup;
   private readonly timeoutMs: number;
 
-  constructor(opts: ReverseDnsOptions, resolver?: ReverseResolver) {
-    if (resolver) this.resolver = resolver;
-    else {
-      const r = new Resolver({ timeout: opts.queryTimeoutMs ?? 2000, tries: opts.tries ?? 2 });
-      if (opts.servers.length > 0) r.setServers([...opts.servers]);
-      this.resolver = r;
-    }
+  constructor(opts: ReverseDnsOptions, dns?: DnsLookup) {
+    this.dns = dns ?? createDnsLookup({ servers: opts.servers, timeoutMs: opts.queryTimeoutMs ?? 2000, tries: opts.tries ?? 2 });
     this.timeoutMs = opts.timeoutMs ?? 5000;
+  }
+
+  /** The names or addresses of one lookup; none on any error (the check is advisory). */
+  private async strings(name: string, rrtype: "PTR" | "A" | "AAAA"): Promise<string[]> {
+    try {
+      return (await this.dns(name, rrtype)).filter((v): v is string => typeof v === "string");
+    } catch {
+      return [];
+    }
   }
 
   /** What the client's IP says it is; resolves within timeoutMs, never rejects. */
@@ -60,14 +57,14 @@ export class ReverseDns {
 
   private async check(ip: string, family: "ipv4" | "ipv6"): Promise<ClientName> {
     // A PTR query, not Resolver.reverse(): that one answers from /etc/hosts first, and every lookup must go to [dns] servers.
-    const names = await this.resolver.resolvePtr(arpaName(ip, family)).catch(() => [] as string[]);
+    const names = await this.strings(arpaName(ip, family), "PTR");
     const valid = [...new Set(names.map((n) => n.toLowerCase().replace(/\.$/, "")))].filter((n) => HOST_NAME.test(n)).slice(0, MAX_NAMES);
     if (valid.length === 0) return { kind: "none" };
     const self = new net.BlockList();
     self.addAddress(ip, family);
     const confirmed = await Promise.all(
       valid.map(async (name) => {
-        const addresses = await (family === "ipv6" ? this.resolver.resolve6(name) : this.resolver.resolve4(name)).catch(() => [] as string[]);
+        const addresses = await this.strings(name, family === "ipv6" ? "AAAA" : "A");
         return addresses.some((a) => net.isIP(a) !== 0 && self.check(a, family));
       }),
     );
