@@ -436,7 +436,7 @@ export class IncomingMessage {
   /**
    * End of DATA for a checked message: the staging file is complete; every run finishes (in parallel)
    * and the verdicts combine. Reject throws the reply; accept and junk set each copy's headers and,
-   * for junk, put the Maildir copies into .Junk (they are created only after this, from the staging file).
+   * for junk, put the Maildir copies into .Junk (they are created only after this, from the staged content).
    */
   private async finishChecks(staging: Copy): Promise<void> {
     let content: () => AsyncGenerator<Buffer>;
