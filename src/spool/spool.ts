@@ -26,8 +26,9 @@
 // file (spool/staging/, LF) batch by batch; at commit the runs finish in parallel and their verdicts combine:
 // reject → nothing is committed and the MailError carries the reply for the end of DATA; accept or
 // junk → every copy is made from the staged content (as copies past the 16th always are) with the
-// checks' header fields between Return-Path and Received (RFC 7208 §9.1 and RFC 8601 §5 put them above
-// the Received line of the receiving hop; Return-Path is first, added at final delivery, RFC 5321 §4.4),
+// checks' header fields between Return-Path and Received (RFC 7208 §9.1 puts Received-SPF above the
+// receiving hop's Received; Authentication-Results is a trace field too, RFC 8601, prepended the same
+// way; Return-Path is first, added at final delivery, RFC 5321 §4.4),
 // and junk puts each Maildir copy into the recipient's Maildir++ .Junk folder. Other mail (submission,
 // sendmail, bounces, trusted peers, or no check that applies) keeps the single write of the fast path.
 import { renameSync } from "node:fs";
