@@ -119,3 +119,21 @@ describe("inbound checks in the server (PETREL_TEST_CHECK=1)", () => {
     assert.deepEqual(fs.existsSync(staging) ? fs.readdirSync(staging) : [], []);
   });
 });
+
+describe("[auth] trusted_networks", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ env: { PETREL_TEST_CHECK: "1" }, users: [["bob@example.test", "pw"]], toml: '[auth]\ntrusted_networks = ["127.0.0.0/8"]\n' });
+  });
+  after(() => server.stop());
+
+  test("mail from a trusted network is neither checked nor filtered: no check field, its Authentication-Results kept, [test-junk] in the inbox", async () => {
+    const body = "Authentication-Results: mx.petrel.test; dkim=pass\r\nSubject: [test-junk]\r\n\r\ntrusted\r\n";
+    assert.equal((await send(server, "bob@example.test", body)).code, 250);
+    const [file] = folder(server, "bob", "new");
+    const text = fs.readFileSync(file!, "latin1");
+    assert.ok(!text.includes("X-Petrel-Test-Check"), text);
+    assert.ok(text.includes("\nAuthentication-Results: mx.petrel.test; dkim=pass\n"));
+    assert.deepEqual(folder(server, "bob", ".Junk/new"), []);
+  });
+});
