@@ -25,6 +25,8 @@ import { Greylist } from "./spam/greylist.js";
 import { DirSyncer } from "./spool/dir-sync.js";
 import { Spool } from "./spool/spool.js";
 import { testChecks } from "./spool/test-check.js";
+import { createAuthCheck } from "./trust/auth-check.js";
+import { createRspamdCheck } from "./spam/rspamd-check.js";
 import type { MessageCheck } from "./trust/message-check.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
@@ -69,9 +71,13 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   for (const change of store.narrowed) log.warn({ change }, "made data_dir private");
   const trustedNetworks = networkList(config.auth.trusted_networks);
   // The checks the spool runs on mail relayed to us (smtp listener, no AUTH, outside trusted_networks),
-  // in this order (their header fields are stored in it): "auth" (SPF/DKIM/DMARC/ARC), "rspamd", "bayes"
-  // go here. testChecks() is empty unless PETREL_TEST_CHECK=1 (end-to-end tests, bench).
-  const checks: MessageCheck[] = [...testChecks()];
+  // in this order (their header fields are stored in it): "auth" (SPF/DKIM/DMARC/ARC), "rspamd", "bayes".
+  // testChecks() is empty unless PETREL_TEST_CHECK=1 (end-to-end tests, bench).
+  const checks: MessageCheck[] = [
+    createAuthCheck({ hostname: config.hostname, dnsServers: config.dns.servers, policy: config.auth, log: log.child({ component: "auth" }) }),
+    ...(config.spam.rspamd ? [createRspamdCheck({ url: config.spam.rspamd, timeoutMs: config.spam.rspamd_timeout * 1000, log: log.child({ component: "rspamd" }) })] : []),
+    ...testChecks(),
+  ];
   const spool = new Spool(config.data_dir, log, new DirSyncer(), { checks, trustedNetworks });
   const reverseDns = new ReverseDns({ servers: config.dns.servers });
   const heloCheck = new HeloCheck({ ownNames: [config.hostname, ...config.domains], trusted: trustedNetworks, exemptLoopback: true });
@@ -89,7 +95,8 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   const screen = new Dnsbl({
     blocklists: spam.dnsbl,
     allowlists: spam.dnswl,
-    exempt: networkList(spam.exempt_networks),
+    // Hosts the admin trusts skip the screens too, as they skip the checks.
+    exempt: networkList([...spam.exempt_networks, ...config.auth.trusted_networks]),
     timeoutMs: spam.dnsbl_timeout * 1000,
     servers: config.dns.servers,
     log: log.child({ component: "dnsbl" }),
