@@ -183,6 +183,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
+  spam: z
+    .strictObject({
+      /** The built-in Bayes classifier (src/spam/bayes-check.ts); inert until trained (bayes_min_trained). */
+      bayes: z.boolean().default(true),
+      /** One token database for the server, or one per recipient (trained with `petrel spam train --user`). */
+      bayes_scope: z.enum(["global", "per-user"]).default("global"),
+      /** Score (0..1) at and above which a message is spam: X-Spam-Status Yes, delivered to Junk. */
+      bayes_spam_cutoff: z.number().gt(0).lt(1).default(0.9),
+      /** Score at and below which a message is ham; between the cutoffs it is "unsure" (tagged, delivered). */
+      bayes_ham_cutoff: z.number().gt(0).lt(1).default(0.1),
+      /** Trained messages needed in each class (spam and ham) before the classifier gives verdicts. */
+      bayes_min_trained: z.number().int().positive().default(200),
+    })
+    .refine((s) => s.bayes_ham_cutoff < s.bayes_spam_cutoff, { message: "bayes_ham_cutoff must be below bayes_spam_cutoff", path: ["bayes_ham_cutoff"] })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
 });
 

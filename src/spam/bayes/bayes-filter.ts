@@ -22,9 +22,21 @@ export type BayesResult =
 
 /** Scores a message against a store (null: no database yet, so untrained). */
 export async function classifyMessage(store: TokenStore | null, raw: Buffer, settings: BayesSettings): Promise<BayesResult> {
-  const totals = store?.totals() ?? { spam: 0, ham: 0 };
-  if (store === null || totals.spam < settings.minTrained || totals.ham < settings.minTrained) return { kind: "untrained", totals };
-  const tokens = await tokenize(raw);
+  if (store === null) return { kind: "untrained", totals: { spam: 0, ham: 0 } };
+  if (!isTrained(store, settings)) return { kind: "untrained", totals: store.totals() };
+  return classifyTokens(store, await tokenize(raw), settings);
+}
+
+/** Whether a store has enough of both classes for verdicts. */
+export function isTrained(store: TokenStore, settings: BayesSettings): boolean {
+  const totals = store.totals();
+  return totals.spam >= settings.minTrained && totals.ham >= settings.minTrained;
+}
+
+/** Scores already tokenized content (one tokenizing for several per-user stores). */
+export function classifyTokens(store: TokenStore, tokens: readonly string[], settings: BayesSettings): BayesResult {
+  const totals = store.totals();
+  if (totals.spam < settings.minTrained || totals.ham < settings.minTrained) return { kind: "untrained", totals };
   return { kind: "classified", totals, ...classify(tokens, store.counts(tokens), totals, settings.params, settings.cutoffs) };
 }
 
