@@ -17,7 +17,7 @@ import { performance } from "node:perf_hooks";
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const { tokenize } = await import(path.join(root, "dist/src/spam/bayes/tokenizer.js"));
 const { classify, DEFAULT_PARAMS } = await import(path.join(root, "dist/src/spam/bayes/classifier.js"));
-const { DEFAULT_SETTINGS, prepareMessage, trainPrepared, classifyMessage } = await import(path.join(root, "dist/src/spam/bayes/bayes-filter.js"));
+const { DEFAULT_SETTINGS, prepareMessage, trainBatch, classifyMessage } = await import(path.join(root, "dist/src/spam/bayes/bayes-filter.js"));
 const { TokenStore } = await import(path.join(root, "dist/src/spam/bayes/token-store.js"));
 
 const args = process.argv.slice(2);
@@ -85,9 +85,7 @@ async function benchPetrel() {
     let t0 = performance.now();
     const prepared = [];
     for (const m of trainSet) prepared.push({ m, p: await prepareMessage(fs.readFileSync(m.file)) });
-    store.transaction(() => {
-      for (const { m, p } of prepared) trainPrepared(store, p, m.cls);
-    });
+    for (const cls of ["spam", "ham"]) trainBatch(store, prepared.filter(({ m }) => m.cls === cls).map(({ p }) => p), cls);
     const trainSeconds = (performance.now() - t0) / 1000;
     t0 = performance.now();
     const results = [];

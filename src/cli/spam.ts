@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { canonical, parseAddress } from "../core/address.js";
 import { UsageError } from "../core/errors.js";
 import { bayesSettings } from "../spam/bayes-check.js";
-import { classifyMessage, prepareMessage, trainPrepared, type BayesSettings, type PreparedMessage } from "../spam/bayes/bayes-filter.js";
+import { classifyMessage, prepareMessage, trainBatch, type BayesSettings, type PreparedMessage } from "../spam/bayes/bayes-filter.js";
 import { checkPaths, readMessages } from "../spam/bayes/message-sources.js";
 import { bayesDatabasePath, TokenStore, type LearnOutcome, type TrainClass } from "../spam/bayes/token-store.js";
 import type { LoadedConfig } from "../config/load.js";
@@ -109,9 +109,7 @@ async function train(store: TokenStore, paths: readonly string[], cls: TrainClas
   const flush = (): void => {
     const prepared = batch;
     batch = [];
-    store.transaction(() => {
-      for (const m of prepared) counts[trainPrepared(store, m, cls)]++;
-    });
+    for (const outcome of trainBatch(store, prepared, cls)) counts[outcome]++;
   };
   for await (const m of readMessages(paths)) {
     batch.push(await prepareMessage(m.content));

@@ -55,6 +55,11 @@ export function trainPrepared(store: TokenStore, message: PreparedMessage, cls: 
   return store.learn(message.digest, message.tokens, cls);
 }
 
+/** Trains prepared messages in one transaction. */
+export function trainBatch(store: TokenStore, messages: readonly PreparedMessage[], cls: TrainClass): LearnOutcome[] {
+  return store.learnMany(messages, cls);
+}
+
 /** Tokenizes and trains one message. */
 export async function trainMessage(store: TokenStore, raw: Buffer, cls: TrainClass): Promise<LearnOutcome> {
   return trainPrepared(store, await prepareMessage(raw), cls);

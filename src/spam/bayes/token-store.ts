@@ -39,8 +39,8 @@ export function bayesDatabasePath(dataDir: string, user: string | null): string 
 export class TokenStore {
   private readonly db: Database.Database;
   private readonly lookup: Database.Statement<[string], { token: string; spam: number; ham: number }>;
-  private readonly addSpam: Database.Statement<[string]>;
-  private readonly addHam: Database.Statement<[string]>;
+  private readonly addSpam: Database.Statement<[{ token: string; n: number }]>;
+  private readonly addHam: Database.Statement<[{ token: string; n: number }]>;
   private readonly dropSpam: Database.Statement<[string]>;
   private readonly dropHam: Database.Statement<[string]>;
   private readonly prune: Database.Statement<[string]>;
@@ -48,8 +48,8 @@ export class TokenStore {
   private constructor(db: Database.Database, readonly file: string) {
     this.db = db;
     this.lookup = db.prepare("SELECT token, spam, ham FROM tokens WHERE token IN (SELECT value FROM json_each(?))");
-    this.addSpam = db.prepare("INSERT INTO tokens (token, spam, ham) VALUES (?, 1, 0) ON CONFLICT (token) DO UPDATE SET spam = spam + 1");
-    this.addHam = db.prepare("INSERT INTO tokens (token, spam, ham) VALUES (?, 0, 1) ON CONFLICT (token) DO UPDATE SET ham = ham + 1");
+    this.addSpam = db.prepare("INSERT INTO tokens (token, spam, ham) VALUES (@token, @n, 0) ON CONFLICT (token) DO UPDATE SET spam = spam + @n");
+    this.addHam = db.prepare("INSERT INTO tokens (token, spam, ham) VALUES (@token, 0, @n) ON CONFLICT (token) DO UPDATE SET ham = ham + @n");
     this.dropSpam = db.prepare("UPDATE tokens SET spam = spam - 1 WHERE token = ? AND spam > 0");
     this.dropHam = db.prepare("UPDATE tokens SET ham = ham - 1 WHERE token = ? AND ham > 0");
     this.prune = db.prepare("DELETE FROM tokens WHERE token = ? AND spam = 0 AND ham = 0");
@@ -111,15 +111,33 @@ export class TokenStore {
 
   /** Counts a message's tokens as `cls`; trained before as the other class, it is moved over. */
   learn(digest: string, tokens: readonly string[], cls: TrainClass): LearnOutcome {
+    return this.learnMany([{ digest, tokens }], cls)[0]!;
+  }
+
+  /**
+   * learn() for many messages in one transaction, each token written once with the batch's count for it
+   * (bulk training from the CLI writes a fraction of the rows one message at a time would).
+   */
+  learnMany(messages: readonly { readonly digest: string; readonly tokens: readonly string[] }[], cls: TrainClass): LearnOutcome[] {
     return this.transaction(() => {
-      const before = this.trainedAs(digest);
-      if (before === cls) return "already";
-      if (before !== null) this.uncount(digest, tokens, before);
+      const adds = new Map<string, number>();
+      const seen = new Set<string>();
+      let learned = 0;
+      const outcomes = messages.map((m): LearnOutcome => {
+        const before = this.trainedAs(m.digest);
+        // The same message twice in one batch counts once, like the same message in two runs.
+        if (before === cls || seen.has(m.digest)) return "already";
+        seen.add(m.digest);
+        if (before !== null) this.uncount(m.digest, m.tokens, before);
+        for (const t of m.tokens) adds.set(t, (adds.get(t) ?? 0) + 1);
+        this.db.prepare("INSERT INTO trained (digest, class, at) VALUES (?, ?, ?)").run(m.digest, cls, Math.floor(Date.now() / 1000));
+        learned++;
+        return before === null ? "learned" : "relearned";
+      });
       const add = cls === "spam" ? this.addSpam : this.addHam;
-      for (const t of tokens) add.run(t);
-      this.db.prepare(`UPDATE totals SET ${cls} = ${cls} + 1 WHERE id = 1`).run();
-      this.db.prepare("INSERT INTO trained (digest, class, at) VALUES (?, ?, ?)").run(digest, cls, Math.floor(Date.now() / 1000));
-      return before === null ? "learned" : "relearned";
+      for (const [token, n] of adds) add.run({ token, n });
+      this.db.prepare(`UPDATE totals SET ${cls} = ${cls} + ? WHERE id = 1`).run(learned);
+      return outcomes;
     });
   }
 
