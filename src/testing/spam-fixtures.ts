@@ -2,6 +2,7 @@
 // from its class's vocabulary plus words both share, in the encodings a real mailbox holds (plain,
 // quoted-printable, base64, HTML). Obvious on purpose: the tests check plumbing, not accuracy (that is
 // scripts/bench-spam.mjs). Never imported by src/ code outside tests.
+import { prng } from "./prng.js";
 
 export const GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
@@ -9,24 +10,13 @@ const SPAM_WORDS = ["viagra", "winner", "free", "money", "click", "offer", "chea
 const HAM_WORDS = ["meeting", "patch", "review", "schedule", "agenda", "kernel", "release", "notes", "thanks", "branch", "commit", "tomorrow", "lunch", "project", "draft", "budget", "minutes", "build", "ticket", "deploy"];
 const COMMON_WORDS = ["the", "and", "you", "this", "that", "with", "have", "from", "will", "your", "about", "please", "today", "here", "more"];
 
-/** mulberry32: the same messages on every run. */
-function generator(seed: number): () => number {
-  let s = seed;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function pick(random: () => number, words: readonly string[], n: number): string[] {
   return Array.from({ length: n }, () => words[Math.floor(random() * words.length)]!);
 }
 
 /** The i-th spam fixture (CRLF line ends): plain, quoted-printable, base64 or HTML, some carrying GTUBE. */
 export function spamMessage(i: number): string {
-  const random = generator(1000 + i);
+  const random = prng(1000 + i);
   const body = [...pick(random, SPAM_WORDS, 25), ...pick(random, COMMON_WORDS, 10)].sort(() => random() - 0.5).join(" ");
   const head = `From: "Best Deals" <promo${i}@deals.example>\r\nTo: alice@example.test\r\nSubject: ${pick(random, SPAM_WORDS, 3).join(" ").toUpperCase()}!!!\r\nMessage-ID: <${i}.spam@deals.example>\r\nMIME-Version: 1.0\r\n`;
   switch (i % 4) {
@@ -43,7 +33,7 @@ export function spamMessage(i: number): string {
 
 /** The i-th ham fixture: a colleague's plain or quoted-printable mail. */
 export function hamMessage(i: number): string {
-  const random = generator(2000 + i);
+  const random = prng(2000 + i);
   const body = [...pick(random, HAM_WORDS, 25), ...pick(random, COMMON_WORDS, 10)].sort(() => random() - 0.5).join(" ");
   const head = `From: Bob Builder <bob@example.org>\r\nTo: alice@example.test\r\nSubject: Re: ${pick(random, HAM_WORDS, 2).join(" ")}\r\nMessage-ID: <${i}.ham@example.org>\r\nMIME-Version: 1.0\r\nUser-Agent: Mutt/2.2\r\n`;
   if (i % 2 === 0) return `${head}Content-Type: text/plain; charset=us-ascii\r\n\r\n${body}\r\n`;
