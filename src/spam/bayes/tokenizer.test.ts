@@ -58,8 +58,8 @@ test("long words become skip tokens, e-mail addresses in text their domain", asy
 
 test("bounded: only the first MAX_SCAN_BYTES are read and at most MAX_TOKENS kept", async () => {
   const filler = "x".repeat(MAX_SCAN_BYTES);
-  const late = await tokens(`Subject: x\r\n\r\n${filler}\r\nbeyondthelimit\r\n`);
-  assert.ok(!late.has("beyondthelimit"));
+  const late = await tokens(`Subject: x\r\n\r\n${filler}\r\nlateword\r\n`);
+  assert.ok(!late.has("lateword"));
   const words = Array.from({ length: MAX_TOKENS * 2 }, (_, i) => `w${i.toString(36).padStart(4, "0")}`).join(" ");
   const many = await tokenize(Buffer.from(`Subject: x\r\n\r\n${words}\r\n`));
   assert.equal(many.length, MAX_TOKENS);
