@@ -44,6 +44,7 @@ export class TokenStore {
   private readonly dropSpam: Database.Statement<[string]>;
   private readonly dropHam: Database.Statement<[string]>;
   private readonly prune: Database.Statement<[string]>;
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database, readonly file: string) {
     this.db = db;
@@ -93,7 +94,7 @@ export class TokenStore {
   }
 
   totals(): TrainedTotals {
-    return this.db.prepare<[], { spam: number; ham: number }>("SELECT spam, ham FROM totals WHERE id = 1").get() ?? { spam: 0, ham: 0 };
+    return this.statement<[], { spam: number; ham: number }>("SELECT spam, ham FROM totals WHERE id = 1").get() ?? { spam: 0, ham: 0 };
   }
 
   /** The counts of those tokens the database knows (one query). */
@@ -105,7 +106,7 @@ export class TokenStore {
 
   /** The class a message (by digest) was trained as, if it was. */
   trainedAs(digest: string): TrainClass | null {
-    const row = this.db.prepare<[string], { class: TrainClass }>("SELECT class FROM trained WHERE digest = ?").get(digest);
+    const row = this.statement<[string], { class: TrainClass }>("SELECT class FROM trained WHERE digest = ?").get(digest);
     return row?.class ?? null;
   }
 
@@ -130,13 +131,13 @@ export class TokenStore {
         seen.add(m.digest);
         if (before !== null) this.uncount(m.digest, m.tokens, before);
         for (const t of m.tokens) adds.set(t, (adds.get(t) ?? 0) + 1);
-        this.db.prepare("INSERT INTO trained (digest, class, at) VALUES (?, ?, ?)").run(m.digest, cls, Math.floor(Date.now() / 1000));
+        this.statement<[string, TrainClass, number]>("INSERT INTO trained (digest, class, at) VALUES (?, ?, ?)").run(m.digest, cls, Math.floor(Date.now() / 1000));
         learned++;
         return before === null ? "learned" : "relearned";
       });
       const add = cls === "spam" ? this.addSpam : this.addHam;
       for (const [token, n] of adds) add.run({ token, n });
-      this.db.prepare(`UPDATE totals SET ${cls} = ${cls} + ? WHERE id = 1`).run(learned);
+      this.statement<[number]>(`UPDATE totals SET ${cls} = ${cls} + ? WHERE id = 1`).run(learned);
       return outcomes;
     });
   }
@@ -161,6 +162,16 @@ export class TokenStore {
     this.db.close();
   }
 
+  /** A prepared statement, compiled once per store. */
+  private statement<P extends unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st as unknown as Database.Statement<P, R>;
+  }
+
   private uncount(digest: string, tokens: readonly string[], cls: TrainClass): void {
     // The tokens come from the same bytes, so they are the ones counted (same tokenizer version);
     // counts never go below zero should the tokenizer have changed since.
@@ -169,7 +180,7 @@ export class TokenStore {
       drop.run(t);
       this.prune.run(t);
     }
-    this.db.prepare(`UPDATE totals SET ${cls} = max(${cls} - 1, 0) WHERE id = 1`).run();
-    this.db.prepare("DELETE FROM trained WHERE digest = ?").run(digest);
+    this.statement<[]>(`UPDATE totals SET ${cls} = max(${cls} - 1, 0) WHERE id = 1`).run();
+    this.statement<[string]>("DELETE FROM trained WHERE digest = ?").run(digest);
   }
 }
