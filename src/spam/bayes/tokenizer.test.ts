@@ -76,3 +76,29 @@ test("messageDigest ignores the mbox From line and is stable", () => {
   assert.equal(messageDigest(Buffer.from(`From a@b Thu Aug 22 13:17:22 2002\n${m}`)), messageDigest(Buffer.from(m)));
   assert.notEqual(messageDigest(Buffer.from(m)), messageDigest(Buffer.from(m + "x")));
 });
+
+test("hostile input takes linear time: no regular expression backtracks over the whole message", async () => {
+  const n = 200_000;
+  const bodies: Record<string, string> = {
+    "unclosed tags": "<".repeat(n),
+    "unclosed comments": "<!--".repeat(n / 4),
+    "unclosed scripts": "<script>".repeat(n / 8),
+    "attribute spaces": `<a href=${" ".repeat(n)}x`,
+    "word with punctuation inside": `a${"!".repeat(n)}b`,
+  };
+  const headers: Record<string, string> = {
+    "received hyphens": `Received: from ${"a-".repeat(n / 4)}\r\n`,
+    "address-like run": `To: ${"a".repeat(n / 2)}\r\n`,
+    "message-id ats": `Message-ID: ${"@".repeat(n / 2)} x\r\n`,
+  };
+  const cases = [
+    ...Object.entries(bodies).map(([name, body]) => [name, `Subject: x\r\nContent-Type: text/html\r\n\r\n${body}\r\n`] as const),
+    ...Object.entries(headers).map(([name, header]) => [name, `${header}Subject: x\r\n\r\nbody\r\n`] as const),
+  ];
+  for (const [name, raw] of cases) {
+    const started = performance.now();
+    await tokenize(Buffer.from(raw));
+    const ms = performance.now() - started;
+    assert.ok(ms < 1500, `${name}: ${ms.toFixed(0)} ms`);
+  }
+});

@@ -104,8 +104,8 @@ function addHeaders(out: TokenSet, email: Email): void {
       if (!value.includes("@")) out.add(`${name}:no-address`);
     } else if (name === "received") addReceived(out, value);
     else if (name === "message-id") {
-      const m = /@([^>\s]+)>?\s*$/.exec(value);
-      out.add(m ? `message-id:@${domainSuffix(m[1]!.toLowerCase(), 2)}` : "message-id:invalid");
+      const domain = /^[A-Za-z0-9.-]+/.exec(value.slice(value.lastIndexOf("@") + 1))?.[0];
+      out.add(value.includes("@") && domain ? `message-id:@${domainSuffix(domain.toLowerCase(), 2)}` : "message-id:invalid");
     } else if (name === "content-type") {
       const type = /^\s*([A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+)/.exec(value)?.[1];
       out.add(`content-type:${type ? type.toLowerCase() : "invalid"}`);
@@ -125,9 +125,15 @@ function addHeaders(out: TokenSet, email: Email): void {
   if (/[A-Z]{6,}/.test(subject) && subject === subject.toUpperCase()) out.add("subject:all-caps");
 }
 
-/** Hosts and IP networks named in a Received line: where the message really came through. */
+/**
+ * Hosts and IP networks named in a Received line: where the message really came through. Like every
+ * search in this file over text from the message, it splits first and matches anchored, short pieces:
+ * an unanchored pattern that can fail late backtracks over the whole value (quadratic time).
+ */
 function addReceived(out: TokenSet, value: string): void {
-  for (const host of value.toLowerCase().match(/\b[a-z0-9-]+(?:\.[a-z0-9-]+)+\b/g) ?? []) {
+  for (const piece of value.toLowerCase().split(/[^a-z0-9.-]+/)) {
+    const host = piece.replace(/^[.-]+/, "").replace(/[.-]+$/, "");
+    if (host.length > 253 || !/^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(host)) continue;
     if (/^\d+(\.\d+){3}$/.test(host)) {
       const octets = host.split(".");
       out.add(`received:ip:${octets.slice(0, 2).join(".")}`);
@@ -142,7 +148,11 @@ function domainSuffix(host: string, labels: number): string {
 }
 
 function addressesIn(value: string): string[] {
-  return (value.toLowerCase().match(/[a-z0-9._%+=-]+@[a-z0-9.-]+\.[a-z]{2,}/g) ?? []).slice(0, 20);
+  const found: string[] = [];
+  for (const piece of value.toLowerCase().split(/[^a-z0-9._%+=@-]+/)) {
+    if (piece.length <= 254 && /^[a-z0-9._%+=-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$/.test(piece) && found.push(piece) >= 20) break;
+  }
+  return found;
 }
 
 /** HTML reduced to the text a reader sees, plus the hosts its links and images point to. */
@@ -150,7 +160,8 @@ function addHtml(out: TokenSet, html: string): void {
   const lower = html.toLowerCase();
   for (const [tag, token] of [["<img", "html:img"], ["<script", "html:script"], ["<form", "html:form"], ["<table", "html:table"], ["<font", "html:font"], ["<iframe", "html:iframe"]] as const)
     if (lower.includes(tag)) out.add(token);
-  for (const m of html.matchAll(/\b(?:href|src|action)\s*=\s*["']?\s*([a-z][a-z0-9+.-]*):(?:\/\/)?([^\s"'<>/?#]*)/gi)) {
+  // One way only to match the white space around "=" and a quote (two adjacent \s* would backtrack).
+  for (const m of html.matchAll(/\b(?:href|src|action)\s*=\s*(?:["']\s*)?([a-z][a-z0-9+.-]{0,30}):(?:\/\/)?([^\s"'<>/?#]*)/gi)) {
     const scheme = m[1]!.toLowerCase();
     out.add(`proto:${scheme}`);
     if (scheme === "http" || scheme === "https") addUrlHost(out, m[2]!);
@@ -158,14 +169,44 @@ function addHtml(out: TokenSet, html: string): void {
   addWords(out, "", htmlToText(html));
 }
 
-/** Strips scripts, styles and comments (comments joined away: "V<!-- -->iagra" reads "Viagra"), tags, entities. */
+/**
+ * Strips scripts, styles and comments (comments joined away: "V<!-- -->iagra" reads "Viagra"), tags,
+ * entities. One pass with indexOf, linear in the length: an unclosed comment or script hides the rest
+ * (as in a browser), an unclosed tag is text.
+ */
 export function htmlToText(html: string): string {
-  return decodeEntities(
-    html
-      .replace(/<!--[\s\S]*?-->/g, "")
-      .replace(/<(script|style)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, " ")
-      .replace(/<[^>]*>/g, " "),
-  );
+  const lower = html.toLowerCase();
+  const parts: string[] = [];
+  let i = 0;
+  while (i < html.length) {
+    const lt = html.indexOf("<", i);
+    if (lt < 0) {
+      parts.push(html.slice(i));
+      break;
+    }
+    parts.push(html.slice(i, lt));
+    if (lower.startsWith("<!--", lt)) {
+      const end = html.indexOf("-->", lt + 4);
+      i = end < 0 ? html.length : end + 3;
+      continue;
+    }
+    const hidden = /^<(script|style)(?![a-z0-9-])/.exec(lower.slice(lt, lt + 8))?.[1];
+    if (hidden) {
+      const close = lower.indexOf(`</${hidden}`, lt);
+      const end = close < 0 ? -1 : html.indexOf(">", close);
+      parts.push(" ");
+      i = end < 0 ? html.length : end + 1;
+      continue;
+    }
+    const gt = html.indexOf(">", lt + 1);
+    if (gt < 0) {
+      parts.push(html.slice(lt));
+      break;
+    }
+    parts.push(" ");
+    i = gt + 1;
+  }
+  return decodeEntities(parts.join(""));
 }
 
 const NAMED_ENTITIES: Readonly<Record<string, string>> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
@@ -199,13 +240,31 @@ function addWords(out: TokenSet, prefix: string, text: string): void {
   }
 }
 
+const WORD_START = /[\p{L}\p{N}$]/u;
+const WORD_END = /[\p{L}\p{N}%$]/u;
+
+/** A word without leading punctuation (a "$" stays) and trailing punctuation ("%" and "$" stay). */
+function trimWord(raw: string): string {
+  if (isAsciiAlnum(raw.charCodeAt(0)) && isAsciiAlnum(raw.charCodeAt(raw.length - 1))) return raw; // the usual case, cheaply
+  const chars = [...raw];
+  let start = 0;
+  let end = chars.length;
+  while (start < end && !WORD_START.test(chars[start]!)) start++;
+  while (end > start && !WORD_END.test(chars[end - 1]!)) end--;
+  return start === 0 && end === chars.length ? raw : chars.slice(start, end).join("");
+}
+
+function isAsciiAlnum(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
 /** Lowercased words of a text: 3-12 characters kept, longer ones summarised, shorter ones dropped. */
 function* words(text: string): Generator<string> {
   for (const raw of text.split(/\s+/)) {
-    const w = raw.replace(/^[^\p{L}\p{N}$]+|[^\p{L}\p{N}%$]+$/gu, "").toLowerCase();
+    const w = trimWord(raw).toLowerCase();
     if (w.length < MIN_WORD) continue;
     if (w.length <= MAX_WORD) yield w;
-    else if (/^[^@]+@[^@]+\.[a-z]{2,}$/.test(w)) yield `email:${w.slice(w.indexOf("@") + 1)}`;
+    else if (w.length <= 254 && /^[^@]+@[^@.]+(?:\.[^@.]+)*\.[a-z]{2,}$/.test(w)) yield `email:${w.slice(w.indexOf("@") + 1)}`;
     else if (!/^https?:/.test(w)) yield `skip:${w[0]}${Math.floor(w.length / 10) * 10}`;
   }
 }
