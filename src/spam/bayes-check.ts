@@ -75,7 +75,7 @@ export class BayesCheck implements MessageCheck {
         if (r.kind === "classified" && (best === null || best.kind !== "classified" || r.score < best.score)) best = r;
       }
       const r = best ?? { kind: "untrained", totals: { spam: 0, ham: 0 } };
-      if (r.kind === "classified") this.options.log.info({ id: ctx.id, check: "bayes", score: r.score, class: r.verdict }, "bayes classified");
+      if (r.kind === "classified") this.options.log.debug({ id: ctx.id, check: "bayes", score: r.score, class: r.verdict }, "bayes classified");
       return result(r);
     } catch (err) {
       this.options.log.warn({ id: ctx.id, check: "bayes", err }, "bayes check failed; message accepted untagged by it");

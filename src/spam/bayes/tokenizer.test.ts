@@ -75,6 +75,8 @@ test("messageDigest ignores the mbox From line and is stable", () => {
   const m = "Subject: same\r\n\r\nbody\r\n";
   assert.equal(messageDigest(Buffer.from(`From a@b Thu Aug 22 13:17:22 2002\n${m}`)), messageDigest(Buffer.from(m)));
   assert.notEqual(messageDigest(Buffer.from(m)), messageDigest(Buffer.from(m + "x")));
+  // The SMTP copy (CRLF) and the Maildir copy (LF) are the same message.
+  assert.equal(messageDigest(Buffer.from(m)), messageDigest(Buffer.from(m.replace(/\r\n/g, "\n"))));
 });
 
 test("hostile input takes linear time: no regular expression backtracks over the whole message", async () => {

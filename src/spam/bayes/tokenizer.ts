@@ -35,9 +35,12 @@ export function scannedPart(raw: Buffer): Buffer {
   return part;
 }
 
-/** Identifies a message for the store's record of what it was trained on (same bytes, same digest). */
+/**
+ * Identifies a message for the store's record of what it was trained on: the scanned part with CRLF
+ * read as LF, so the copy received over SMTP and the one stored in a Maildir (LF files) are one message.
+ */
 export function messageDigest(raw: Buffer): string {
-  return crypto.createHash("sha256").update(scannedPart(raw)).digest("hex");
+  return crypto.createHash("sha256").update(scannedPart(raw).toString("latin1").replace(/\r\n/g, "\n"), "latin1").digest("hex");
 }
 
 /** The distinct tokens of a message (first seen first), at most MAX_TOKENS. Never throws on bad MIME. */
