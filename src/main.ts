@@ -18,6 +18,8 @@ import { recoverDataDir } from "./recovery/startup-recovery.js";
 import { TcpListener, type BoundAddress } from "./protocol/tcp-listener.js";
 import { RecipientPolicy } from "./smtp-server/recipient-policy.js";
 import { SmtpSession } from "./smtp-server/session.js";
+import { Dnsbl } from "./spam/dnsbl.js";
+import { Greylist } from "./spam/greylist.js";
 import { Spool } from "./spool/spool.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
@@ -25,14 +27,14 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseAddress } from "./core/address.js";
 import { ControlServer, type ControlAnswer } from "./control/control-socket.js";
-import { BounceSender } from "./delivery/bounce-sender.js";
+import { BounceSender, type RouteOf } from "./delivery/bounce-sender.js";
+import { reply } from "./core/reply.js";
 import { MaildropPickup } from "./delivery/maildrop-pickup.js";
 import { QueueRunner } from "./delivery/queue-runner.js";
 import { QueueScheduler } from "./delivery/queue-scheduler.js";
-import type { Route } from "./delivery/recipient-resolver.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
-import { deleteEntry } from "./queue/queue-scan.js";
+import { deleteEntry, readEntry } from "./queue/queue-scan.js";
 import { QueueState } from "./queue/queue-state.js";
 import { ServerCertificates } from "./tls/server-certificates.js";
 
@@ -70,6 +72,24 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     delimiter: config.smtp.recipient_delimiter,
   });
   const limits = config.limits;
+  // Port 25 only: DNSBL/DNSWL at connect, greylisting at RCPT (submission clients log in instead).
+  const spam = config.spam;
+  const screen = new Dnsbl({
+    blocklists: spam.dnsbl,
+    allowlists: spam.dnswl,
+    exempt: networkList(spam.exempt_networks),
+    timeoutMs: spam.dnsbl_timeout * 1000,
+    servers: config.dns.servers,
+    log: log.child({ component: "dnsbl" }),
+  });
+  const greylist = spam.greylisting
+    ? new Greylist(config.data_dir, {
+        delaySeconds: spam.greylist_delay,
+        maxAgeSeconds: spam.greylist_max_age,
+        retryWindowSeconds: spam.greylist_retry_window,
+        autoWhitelist: spam.greylist_auto_whitelist,
+      })
+    : undefined;
   const relay = startRelay(config, log, store, spool, policy);
   const hashPool = new HashPool();
   const authenticator = new Authenticator(
@@ -140,6 +160,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
             log: sessionLog,
             newId: newQueueId,
             queue: relay.etrn,
+            ...(name === "smtp" ? { screen, ...(greylist ? { greylist } : {}) } : {}),
           }),
       },
       log,
@@ -173,6 +194,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     await Promise.all(listeners.map((l) => l.stop(0)));
     await relay.stop();
     await hashPool.close();
+    greylist?.close();
     store.close();
     lock.release();
     throw err;
@@ -185,6 +207,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await Promise.all(listeners.map((l) => l.stop(limits.shutdown_grace * 1000)));
       await relay.stop();
       await hashPool.close();
+      greylist?.close();
       store.close();
       lock.release();
       log.info("petrel stopped");
@@ -229,14 +252,15 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
   });
   const router = makeRouter({ servers: config.dns.servers, localNames: [config.hostname], localDomains: config.domains, mxPort: d.mx_port, ...(d.smarthost ? { smarthost: d.smarthost } : {}) });
   /** Where an address leads when Petrel itself sends (bounces, sendmail): relay allowed. */
-  const decide = (address: string): { route: Route } | { refused: string } => {
+  const decide: RouteOf = (address) => {
     const a = parseAddress(address);
-    if (!a) return { refused: "bad address syntax" };
+    if (!a) return { refused: reply(553, "5.1.3", `<${address}>: bad address syntax`) };
     const decision = policy.checkRecipient(a, undefined, true);
-    return decision.route ? { route: decision.route } : { refused: decision.reply.lines.join(" ") };
+    return decision.route ? { route: decision.route } : { refused: decision.reply };
   };
   let scheduler: QueueScheduler | null = null;
   const kick = () => scheduler?.kick();
+  const bounceSender = new BounceSender({ hostname: config.hostname, spool, routeOf: decide, newId: newQueueId, log: relayLog, onQueued: kick });
   const runner = new QueueRunner({
     queueDir,
     state,
@@ -245,17 +269,10 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
     retry: { schedule: d.retry_schedule, maxQueueAge: d.max_queue_age, jitter: 0.1 },
     concurrency: { total: d.max_concurrency, perDestination: d.destination_concurrency },
     delayWarning: d.delay_warning,
-    bounces: new BounceSender({
-      hostname: config.hostname,
-      spool,
-      routeOf: decide,
-      newId: newQueueId,
-      log: relayLog,
-      onQueued: kick,
-    }),
+    bounces: bounceSender,
     log: relayLog,
   });
-  const pickup = new MaildropPickup({ dataDir: config.data_dir, hostname: config.hostname, spool, routeOf: decide, newId: newQueueId, log: relayLog, onQueued: kick });
+  const pickup = new MaildropPickup({ dataDir: config.data_dir, hostname: config.hostname, spool, routeOf: decide, report: (m, failed, action) => bounceSender.report(m, failed, action), newId: newQueueId, log: relayLog, onQueued: kick });
   scheduler = new QueueScheduler(
     {
       runOnce: async (domain) => {
@@ -279,6 +296,18 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
       if (req.cmd === "pickup") {
         const picked = await pickup.run();
         return { ok: true, picked };
+      }
+      // A delivery of the message in progress ends first (its result would race the administrator's).
+      if ((req.cmd === "delete" || req.cmd === "bounce") && !(await runner.idle(req.id, 3000)))
+        return { ok: false, error: `${req.id} is being delivered right now; try again in a moment` };
+      if (req.cmd === "bounce") {
+        const entry = await readEntry(queueDir, state, req.id);
+        if (!entry) return { ok: false, error: `no queue entry ${req.id}` };
+        const result = runner.returnToSender(entry);
+        if (result.kind === "busy") return { ok: false, error: `${req.id} is being delivered right now; try again in a moment` };
+        relayLog.info({ id: req.id, recipients: result.recipients }, "queue entry returned to its sender by the administrator");
+        scheduler?.kick();
+        return { ok: true, recipients: result.recipients };
       }
       if (req.cmd === "delete") {
         const found = await deleteEntry(queueDir, state, req.id);

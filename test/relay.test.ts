@@ -126,6 +126,34 @@ describe("relay by MX", () => {
     assert.ok(!bounceFor("stuck in the queue"), "deleting sends no bounce");
   });
 
+  test("petrel queue bounce gives up on a waiting message: the sender gets a bounce naming the postmaster, the entry goes", async () => {
+    rcptReplies.set("hopeless@far.test", Array(50).fill("451 4.2.0 mailbox busy"));
+    const id = await submit(server, ["hopeless@far.test"], "give up on this");
+    await eventually("a deferral", () => server.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "deferred"));
+    const r = server.petrel(["queue", "bounce", id]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, `returned ${id} for 1 recipient; the bounce is on its way to the sender\n`);
+    const bounce = await eventually("the bounce", () => bounceFor("give up on this"));
+    assert.match(bounce, /\nFinal-Recipient: rfc822; hopeless@far\.test\r?\nAction: failed\r?\nStatus: 5\.0\.0\r?\n/);
+    assert.match(bounce, /Diagnostic-Code: smtp; 550 5\.0\.0 returned to the sender by the postmaster/);
+    await eventually("the entry removed", () => !fs.existsSync(`${server.dataDir}/queue/envelopes/${id}.json`) || undefined);
+    const again = server.petrel(["queue", "bounce", id]);
+    assert.equal(again.status, 1);
+    assert.equal(again.stderr, `petrel: no queue entry ${id}\n`);
+  });
+
+  test("petrel sendmail to a local user who does not exist: the sender gets a bounce with the refusal, the other recipient the message", async () => {
+    const r = server.petrel(["sendmail", "-f", "alice@example.test", "nobody@example.test", "pal@far.test"], "Subject: half right\n\nhello\n");
+    assert.equal(r.status, 0, r.stderr);
+    const bounce = await eventually("the bounce", () => bounceFor("half right"));
+    assert.match(bounce, /Final-Recipient: rfc822; nobody@example\.test\r?\nAction: failed\r?\nStatus: 5\.1\.1\r?\n/);
+    assert.match(bounce, /Diagnostic-Code: smtp; 550 5\.1\.1 /);
+    assert.doesNotMatch(bounce, /pal@far\.test/);
+    const tx = await eventually("the delivery", () => sink.transactions.find((t) => t.body?.toString().includes("Subject: half right")));
+    assert.deepEqual(tx.rcptLines, ["RCPT TO:<pal@far.test>"]);
+    assert.equal(fs.readdirSync(`${server.dataDir}/maildrop/new`).length, 0);
+  });
+
   test("ETRN starts a run for a domain with mail waiting (253) and petrel queue flush does the same; 251 and 459 otherwise", async () => {
     rcptReplies.set("etrn@far.test", ["451 4.3.0 busy", "451 4.3.0 busy", "451 4.3.0 busy"]);
     const id = await submit(server, ["etrn@far.test"], "waiting for ETRN");
@@ -164,6 +192,50 @@ describe("petrel sendmail while the server is down", () => {
         await again.stop();
       }
     } finally {
+      fs.rmSync(first.dir, { recursive: true, force: true });
+      await sink.close();
+      await dns.close();
+    }
+  });
+});
+
+describe("the queue commands while the server is down", () => {
+  test("queue list reads the state; queue delete removes at once; queue bounce is returned to the sender at the next start", async () => {
+    const sink = await SmtpSink.start({ rcpt: () => "451 4.2.0 mailbox busy" }, "127.0.0.2");
+    const dns = await startDnsServer({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
+    const toml = `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [3600]\n`;
+    const first = await startTestServer({ dns: `127.0.0.1:${dns.port}`, toml, users: [["alice@example.test", "pw"]], keepDir: true });
+    try {
+      const dropped = await submit(first, ["one@far.test"], "to be deleted");
+      const returned = await submit(first, ["two@far.test"], "to be returned");
+      for (const id of [dropped, returned]) await eventually("a deferral", () => first.logLines().find((l) => l.msg === "delivery" && l.id === id && l.status === "deferred"));
+      await first.stop();
+      const list = first.petrel(["queue", "list"]);
+      assert.equal(list.status, 0, list.stderr);
+      assert.match(list.stdout, new RegExp(`\\n {4}two@far\\.test {2}deferred \\(1 attempt, next [^)]+\\): 451 4\\.2\\.0 mailbox busy\\n`));
+      const del = first.petrel(["queue", "delete", dropped]);
+      assert.equal(del.stdout, `deleted ${dropped}\n`, del.stderr);
+      assert.equal(fs.existsSync(`${first.dataDir}/queue/messages/${dropped}.eml`), false);
+      const bounce = first.petrel(["queue", "bounce", returned]);
+      assert.equal(bounce.stdout, `returned ${returned} to <alice@example.test> for 1 recipient; the bounce is sent when the server starts\n`, bounce.stderr);
+      const rcpts = () => sink.sessions.flatMap((x) => x.commands).filter((c) => c.startsWith("RCPT")).length;
+      const attempts = rcpts();
+      assert.equal(attempts, 2);
+      const again = await startTestServer({ dir: first.dir, keepDir: true });
+      try {
+        const report = await eventually("the bounce", () =>
+          again.mailbox("alice@example.test").map((f) => fs.readFileSync(f, "utf8")).find((t) => t.includes("Subject: Undelivered Mail Returned to Sender")),
+        );
+        assert.match(report, /Subject: to be returned/);
+        assert.match(report, /Final-Recipient: rfc822; two@far\.test/);
+        await eventually("the returned entry removed", () => !fs.existsSync(`${again.dataDir}/queue/envelopes/${returned}.json`) || undefined);
+        assert.equal(again.mailbox("alice@example.test").length, 1, "one bounce; none for the deleted message");
+        assert.equal(rcpts(), attempts, "neither message was tried again");
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await first.stop();
       fs.rmSync(first.dir, { recursive: true, force: true });
       await sink.close();
       await dns.close();

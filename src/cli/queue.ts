@@ -1,7 +1,8 @@
 // petrel queue list (also `mailq`, and bin/petrel run through a link named "mailq"): what waits to leave.
 // Two sources, read without the server: data_dir/maildrop/new (sendmail's drops, before pickup) and
-// data_dir/queue (queue/queue-entry.ts: message + v2 envelope, one state per recipient). Read-only;
-// an entry it cannot parse is shown as such rather than hiding the rest. Plain table on stdout.
+// data_dir/queue (queue/queue-scan.ts: envelopes with each recipient's state from queue/state.db),
+// oldest first. An entry it cannot parse is shown as such rather than hiding the rest. Also queue
+// show/delete/bounce/flush: through the running server's control socket, or directly when it is down.
 import fsSync from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -9,9 +10,8 @@ import type { Command } from "commander";
 import { controlRequest } from "../control/control-socket.js";
 import { UsageError } from "../core/errors.js";
 import { listMaildrop, readDroppedEnvelope } from "../queue/maildrop.js";
-import { deleteEntry } from "../queue/queue-scan.js";
-import { QueueState } from "../queue/queue-state.js";
-import type { QueueEnvelope, QueueRecipient } from "../queue/queue-entry.js";
+import { deleteEntry, giveUp, readEntry, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
+import { envelopeOnly, QueueState, type RecipientStatus, type StatusSource } from "../queue/queue-state.js";
 import { CONFIG_HELP, loadCliConfig, oneLineErrors, type ConfigOption } from "./context.js";
 
 /** One line of the table, and one indented line per recipient. */
@@ -49,7 +49,7 @@ export function registerQueue(program: Command): void {
     .option("--config <file>", CONFIG_HELP)
     .action(async (id: string, opts: ConfigOption) => {
       const config = loadCliConfig(opts);
-      if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new UsageError(`not a queue id: ${JSON.stringify(id)}`);
+      checkId(id);
       const queueDir = path.join(config.data_dir, "queue");
       const answer = await controlRequest(config.data_dir, { cmd: "delete", id });
       if (answer === "not-running") {
@@ -63,6 +63,32 @@ export function registerQueue(program: Command): void {
         }
       } else if (!answer.ok) throw new UsageError(answer.error);
       process.stdout.write(`deleted ${id}\n`);
+    });
+  queue
+    .command("bounce <id>")
+    .description("give up on a queued message: its waiting recipients fail now and the sender gets a bounce (through the running server, else at its next start)")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (id: string, opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      checkId(id);
+      const queueDir = path.join(config.data_dir, "queue");
+      const answer = await controlRequest(config.data_dir, { cmd: "bounce", id });
+      if (answer === "not-running") {
+        if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
+        const state = new QueueState(queueDir);
+        try {
+          const m = await readEntry(queueDir, state, id);
+          if (!m) throw new UsageError(`no queue entry ${id}`);
+          const returned = giveUp(state, m);
+          process.stdout.write(`returned ${id} to <${m.envelope.sender}> for ${returned.length} recipient${returned.length === 1 ? "" : "s"}; the bounce is sent when the server starts\n`);
+        } finally {
+          state.close();
+        }
+        return;
+      }
+      if (!answer.ok) throw new UsageError(answer.error);
+      const n = Array.isArray(answer.recipients) ? answer.recipients.length : 0;
+      process.stdout.write(`returned ${id} for ${n} recipient${n === 1 ? "" : "s"}; the bounce is on its way to the sender\n`);
     });
   queue
     .command("flush [domain]")
@@ -80,16 +106,17 @@ export function registerQueue(program: Command): void {
 
 /** The text of `queue show ID`: envelope, recipients with their current state, then the message's headers. */
 export async function showEntry(queueDir: string, id: string): Promise<string> {
-  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new UsageError(`not a queue id: ${JSON.stringify(id)}`);
-  const listing = (await queueListings(queueDir)).find((l) => l.id === id);
-  if (!listing) throw new UsageError(`no queue entry ${id}`);
-  const env = JSON.parse(await fs.readFile(path.join(queueDir, "envelopes", `${id}.json`), "utf8")) as QueueEnvelope;
-  let text = `id: ${id}\nsender: <${env.sender}>\nreceived: ${env.received}\nsize: ${listing.size ?? "?"}\n`;
+  checkId(id);
+  const m = await withState(queueDir, (state) => readEntry(queueDir, state, id));
+  if (!m) throw new UsageError(`no queue entry ${id}`);
+  const env = m.envelope;
+  const l = await listing(m);
+  let text = `id: ${id}\nsender: <${env.sender}>\nreceived: ${env.received}\nsize: ${l.size ?? "?"}\n`;
   if (env.ret || env.envid) text += `dsn: ${[env.ret ? `RET=${env.ret}` : "", env.envid ? `ENVID=${env.envid}` : ""].filter(Boolean).join(" ")}\n`;
   text += "recipients:\n";
-  for (const r of listing.recipients) text += `    ${r.to}  ${r.state}\n`;
+  for (const r of l.recipients) text += `    ${r.to}  ${r.state}\n`;
   text += "headers:\n";
-  const fh = await fs.open(path.join(queueDir, "messages", `${id}.eml`), "r").catch(() => null);
+  const fh = await fs.open(m.messagePath, "r").catch(() => null);
   if (!fh) return `${text}    (message file missing)\n`;
   try {
     const { buffer, bytesRead } = await fh.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
@@ -100,6 +127,10 @@ export async function showEntry(queueDir: string, id: string): Promise<string> {
     await fh.close();
   }
   return text;
+}
+
+function checkId(id: string): void {
+  if (!/^[A-Za-z0-9]{1,64}$/.test(id)) throw new UsageError(`not a queue id: ${JSON.stringify(id)}`);
 }
 
 export async function maildropListings(dataDir: string): Promise<QueueListing[]> {
@@ -124,43 +155,42 @@ export async function maildropListings(dataDir: string): Promise<QueueListing[]>
 }
 
 export async function queueListings(queueDir: string): Promise<QueueListing[]> {
-  let names: string[];
-  try {
-    names = (await fs.readdir(path.join(queueDir, "envelopes"))).filter((n) => n.endsWith(".json"));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  // What the relay did since: queue/state.db (read when it exists; the listing never creates it).
-  const state = fsSync.existsSync(path.join(queueDir, "state.db")) ? new QueueState(queueDir) : null;
-  const out: QueueListing[] = [];
-  for (const name of names.sort()) {
-    const id = name.slice(0, -".json".length);
-    const size = await fs.stat(path.join(queueDir, "messages", `${id}.eml`)).then((s) => s.size, () => null);
-    let env: QueueEnvelope;
-    try {
-      env = JSON.parse(await fs.readFile(path.join(queueDir, "envelopes", name), "utf8")) as QueueEnvelope;
-      if (env.version !== 2 || !Array.isArray(env.recipients)) throw new Error(`unknown envelope version ${String(env.version)}`);
-    } catch (err) {
-      out.push({ id, where: "queue", size, arrived: null, sender: "?", recipients: [{ to: "?", state: `unreadable: ${(err as Error).message}` }] });
-      continue;
-    }
-    const arrived = new Date(env.received);
-    const current = state ? state.status(env) : null;
-    const recipients = env.recipients.map((r, i) => {
-      const c = current?.[i];
-      return { to: r.to, state: recipientState(c ? { ...r, state: c.state, attempts: c.attempts, next_attempt: c.nextAttempt === null ? null : new Date(c.nextAttempt).toISOString() } : r) };
-    });
-    out.push({ id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: env.sender, recipients });
-  }
-  state?.close();
-  return out;
+  return withState(queueDir, async (state) => {
+    const out: QueueListing[] = [];
+    const bad = (file: string, err: unknown) => {
+      out.push({ id: path.basename(file, ".json"), where: "queue", size: null, arrived: null, sender: "?", recipients: [{ to: "?", state: `unreadable: ${(err as Error).message}` }] });
+    };
+    for (const m of await scanQueue(queueDir, state, bad)) out.push(await listing(m));
+    return out;
+  });
 }
 
-/** "scheduled", "deferred (3 attempts, next 12:00:00Z): 451 4.3.0 try later", "delivered: 250 ...". */
-export function recipientState(r: QueueRecipient): string {
+async function listing(m: QueuedMessage): Promise<QueueListing> {
+  const { envelope } = m;
+  const size = await fs.stat(m.messagePath).then((st) => st.size, () => null);
+  const arrived = new Date(envelope.received);
+  const recipients = m.recipients.map((r) => ({ to: r.to, state: recipientState(r) }));
+  return { id: envelope.id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: envelope.sender, recipients };
+}
+
+/**
+ * Runs fn with the relay's state (queue/state.db) when it exists, else with the envelopes alone: a
+ * listing never creates the database (it may run as another user than the server).
+ */
+async function withState<T>(queueDir: string, fn: (state: StatusSource) => Promise<T>): Promise<T> {
+  if (!fsSync.existsSync(path.join(queueDir, "state.db"))) return fn(envelopeOnly);
+  const state = new QueueState(queueDir);
+  try {
+    return await fn(state);
+  } finally {
+    state.close();
+  }
+}
+
+/** "scheduled", "deferred (3 attempts, next 2026-…Z): 451 4.3.0 try later", "delivered (1 attempt): 250 ...". */
+export function recipientState(r: RecipientStatus): string {
   const attempts = `${r.attempts} attempt${r.attempts === 1 ? "" : "s"}`;
-  const next = r.next_attempt ? `, next ${r.next_attempt}` : "";
+  const next = r.nextAttempt !== null ? `, next ${new Date(r.nextAttempt).toISOString()}` : "";
   const s = r.state;
   if (s.kind === "scheduled") return `scheduled (${attempts}${next})`;
   const replyText = `${s.reply.code}${s.reply.enhanced ? ` ${s.reply.enhanced}` : ""} ${s.reply.lines.join(" ")}`.trim();

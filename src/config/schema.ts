@@ -76,6 +76,26 @@ export function networkList(networks: readonly string[]): net.BlockList {
   return list;
 }
 
+/** A time span: seconds as a number, or a string with a unit: "90s", "5m", "2h", "36d". */
+const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const m = typeof v === "string" ? /^(\d{1,9})([smhd])$/.exec(v) : null;
+  const n = typeof v === "number" ? v : m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s" | "m" | "h" | "d"] : NaN;
+  if (Number.isInteger(n) && n >= 0) return n;
+  ctx.addIssue({ code: "custom", message: 'expected a time span in seconds, or like "300s", "5m", "2h" or "36d"' });
+  return z.NEVER;
+});
+
+/** An http:// URL (rspamd's HTTP interface); "" for none. */
+const httpUrl = z.string().refine((s) => {
+  if (s === "") return true;
+  try {
+    const u = new URL(s);
+    return u.protocol === "http:" && u.username === "" && u.search === "" && u.hash === "";
+  } catch {
+    return false;
+  }
+}, 'expected an http:// URL like "http://127.0.0.1:11333", or "" for none');
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(() => os.hostname()),
   domains: z.array(mailDomain).min(1).default(["localhost"]),
@@ -182,9 +202,30 @@ export const configSchema = z.strictObject({
       queue_run_interval: timerSeconds.positive().default(60),
     })
     .prefault({}),
-  dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
   spam: z
     .strictObject({
+      /** DNS blocklist zones asked at connect (RFC 5782); a listed client gets 554 5.7.1 and is disconnected. */
+      dnsbl: z.array(hostName).default([]),
+      /** DNS allowlist zones: a listed client skips the DNSBL and greylisting. */
+      dnswl: z.array(hostName).default([]),
+      /** Seconds the DNSBL/DNSWL lookups may take before the client is let in unchecked. */
+      dnsbl_timeout: z.number().positive().max(...timerCap).default(5),
+      /** Clients that DNSBL/DNSWL lookups and greylisting leave alone (local relays, this machine). */
+      exempt_networks: z.array(cidr).default(["127.0.0.0/8", "::1/128"]),
+      /** rspamd's HTTP address, e.g. "http://127.0.0.1:11333"; "" for none. */
+      rspamd: httpUrl.default(""),
+      /** Seconds rspamd has to answer before the message is accepted unchecked (tagged Unknown). */
+      rspamd_timeout: z.number().positive().max(...timerCap).default(15),
+      /** Greylisting at RCPT (client network, sender, recipient). */
+      greylisting: z.boolean().default(false),
+      /** How long a new triplet waits before a retry is accepted. */
+      greylist_delay: duration.default(300),
+      /** A passed triplet (and an auto-whitelisted client) is forgotten after this long without mail. */
+      greylist_max_age: duration.default(36 * 86400),
+      /** A retry later than this after the first try counts as a new first try. */
+      greylist_retry_window: duration.default(2 * 86400),
+      /** A client network whose retries passed this many times skips greylisting; 0 turns it off. */
+      greylist_auto_whitelist: z.number().int().nonnegative().default(5),
       /** The built-in Bayes classifier (src/spam/bayes-check.ts); inert until trained (bayes_min_trained). */
       bayes: z.boolean().default(true),
       /** One token database for the server, or one per recipient (trained with `petrel spam train --user`). */
@@ -197,6 +238,22 @@ export const configSchema = z.strictObject({
       bayes_min_trained: z.number().int().positive().default(200),
     })
     .refine((s) => s.bayes_ham_cutoff < s.bayes_spam_cutoff, { message: "bayes_ham_cutoff must be below bayes_spam_cutoff", path: ["bayes_ham_cutoff"] })
+    .prefault({}),
+  dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
+  /** Inbound authentication of mail on the smtp listener (SPF, DKIM, DMARC, ARC): what the results lead to. */
+  auth: z
+    .strictObject({
+      /** Run the checks on unauthenticated smtp clients; off: no Authentication-Results, nothing refused. */
+      checks: z.boolean().default(true),
+      /** SPF "fail" for the MAIL FROM identity (HELO's when MAIL FROM is <>): "tag" (accept), "junk", "reject" (550 5.7.23). */
+      spf_fail: z.enum(["tag", "junk", "reject"]).default("tag"),
+      /** DMARC fail where the domain's policy is p=reject: "reject" (550 5.7.1), "junk", "tag". */
+      dmarc_reject: z.enum(["reject", "junk", "tag"]).default("reject"),
+      /** DMARC fail where the domain's policy is p=quarantine: "junk" or "tag". */
+      dmarc_quarantine: z.enum(["junk", "tag"]).default("junk"),
+      /** A DNS failure (timeout, SERVFAIL) deciding SPF or DMARC: "tag" (accept) or "defer" (451 4.7.x, the client retries). */
+      dns_temperror: z.enum(["tag", "defer"]).default("tag"),
+    })
     .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
 });

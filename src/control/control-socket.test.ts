@@ -56,4 +56,6 @@ test("parseControlRequest: domains are checked and lowercased", () => {
   assert.equal(parseControlRequest("[]"), null);
   assert.deepEqual(parseControlRequest('{"cmd":"delete","id":"ABC123"}'), { cmd: "delete", id: "ABC123" });
   assert.equal(parseControlRequest('{"cmd":"delete","id":"../etc"}'), null);
+  assert.deepEqual(parseControlRequest('{"cmd":"bounce","id":"ABC123"}'), { cmd: "bounce", id: "ABC123" });
+  assert.equal(parseControlRequest('{"cmd":"bounce","id":"a b"}'), null);
 });

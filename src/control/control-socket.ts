@@ -1,4 +1,4 @@
-// The running server's control socket, data_dir/control.sock: how `petrel queue flush`, `petrel
+// The running server's control socket, data_dir/control.sock: how `petrel queue flush/delete/bounce`, `petrel
 // sendmail` (to have a dropped message picked up at once) and ETRN ask the server to act now. One JSON
 // request line, one JSON answer line, then close. A Unix socket inside the private data_dir (0700), so
 // only the data_dir's owner can connect; requests are still validated and bounded (4 KB, 5 s).
@@ -10,6 +10,7 @@ import type { Logger } from "../core/log.js";
 export type ControlRequest =
   | { readonly cmd: "flush"; readonly domain?: string }
   | { readonly cmd: "delete"; readonly id: string }
+  | { readonly cmd: "bounce"; readonly id: string }
   | { readonly cmd: "pickup" }
   | { readonly cmd: "ping" };
 export type ControlAnswer = { readonly ok: true; readonly [key: string]: unknown } | { readonly ok: false; readonly error: string };
@@ -33,7 +34,7 @@ export function parseControlRequest(line: string): ControlRequest | null {
   if (typeof v !== "object" || v === null) return null;
   const o = v as Record<string, unknown>;
   if (o.cmd === "ping" || o.cmd === "pickup") return { cmd: o.cmd };
-  if (o.cmd === "delete" && typeof o.id === "string" && /^[A-Za-z0-9]{1,64}$/.test(o.id)) return { cmd: "delete", id: o.id };
+  if ((o.cmd === "delete" || o.cmd === "bounce") && typeof o.id === "string" && /^[A-Za-z0-9]{1,64}$/.test(o.id)) return { cmd: o.cmd, id: o.id };
   if (o.cmd === "flush") {
     if (o.domain === undefined) return { cmd: "flush" };
     if (typeof o.domain === "string" && /^[A-Za-z0-9.-]{1,253}$/.test(o.domain)) return { cmd: "flush", domain: o.domain.toLowerCase() };

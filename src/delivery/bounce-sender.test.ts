@@ -82,7 +82,7 @@ test("a remote sender's bounce goes to the queue from <> and the scheduler is to
   assert.equal(bounce.envelope.sender, "");
   assert.deepEqual(bounce.recipients.map((r) => r.to), ["bob@remote.test"]);
   assert.equal(kicked, 1);
-  await new BounceSender({ ...deps, newId: () => "BOUNCE3", routeOf: () => ({ refused: "no such user" }) }).bounce(m, failed);
+  await new BounceSender({ ...deps, newId: () => "BOUNCE3", routeOf: () => ({ refused: reply(550, "5.1.1", "no such user") }) }).bounce(m, failed);
   assert.equal((await scanQueue(path.join(dataDir, "queue"), state)).some((e) => e.envelope.id === "BOUNCE3"), false);
 });
 

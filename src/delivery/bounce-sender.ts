@@ -4,7 +4,7 @@
 // file; a bounce that cannot be stored is logged by the runner and the message's failures stay recorded.
 import fs from "node:fs";
 import type { Logger } from "../core/log.js";
-import { replyText } from "../core/reply.js";
+import { replyText, type Reply } from "../core/reply.js";
 import type { QueuedMessage } from "../queue/queue-scan.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import { bounceMessage, type BounceRecipient } from "./bounce-message.js";
@@ -15,7 +15,7 @@ export interface BounceSenderDeps {
   readonly hostname: string;
   readonly spool: { open(env: Envelope): Promise<IncomingMessage> };
   /** Where the sender's address leads (aliases, lists, or off-site): the policy with relay allowed. */
-  readonly routeOf: (address: string) => { route: Route } | { refused: string };
+  readonly routeOf: RouteOf;
   readonly newId: () => string;
   readonly log: Logger;
   /** Called once a bounce for an off-site sender is queued (the scheduler sends it at once). */
@@ -29,27 +29,56 @@ function remoteMta(relay: string): string | undefined {
   return i > 0 ? relay.slice(0, i) : relay;
 }
 
+/** Where an address leads when Petrel itself sends (bounces, sendmail's drops), or the reply refusing it. */
+export type RouteOf = (address: string) => { route: Route } | { refused: Reply };
+
+/** The message a report is about: a queue entry, or a sendmail drop whose recipients were refused. */
+export interface ReportedMessage {
+  readonly id: string;
+  readonly sender: string;
+  readonly received: string;
+  readonly ret?: "FULL" | "HDRS";
+  readonly envid?: string;
+  orcptOf(to: string): string | undefined;
+  /** The original content (its headers, or all of it with RET=FULL). */
+  open(): NodeJS.ReadableStream;
+}
+
+function queued(m: QueuedMessage): ReportedMessage {
+  const { envelope } = m;
+  return {
+    id: envelope.id,
+    sender: envelope.sender,
+    received: envelope.received,
+    ...(envelope.ret ? { ret: envelope.ret } : {}),
+    ...(envelope.envid ? { envid: envelope.envid } : {}),
+    orcptOf: (to) => envelope.recipients.find((r) => r.to === to)?.orcpt,
+    open: () => fs.createReadStream(m.messagePath),
+  };
+}
+
 export class BounceSender implements Bounces {
   constructor(private readonly deps: BounceSenderDeps) {}
 
   async bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void> {
-    await this.report(m, failed, "failed");
+    await this.report(queued(m), failed, "failed");
   }
 
   async delayed(m: QueuedMessage, waiting: readonly FailedRecipient[], until: Date): Promise<void> {
-    await this.report(m, waiting, "delayed", until);
+    await this.report(queued(m), waiting, "delayed", until);
   }
 
-  private async report(m: QueuedMessage, failed: readonly FailedRecipient[], action: "failed" | "delayed", until?: Date): Promise<void> {
-    const { envelope } = m;
+  /** A bounce for any message (a sendmail drop's refused recipients); the sender must not be <>. */
+  async report(m: ReportedMessage, failed: readonly FailedRecipient[], action: "failed" | "delayed", until?: Date): Promise<void> {
+    const envelope = m;
     const decided = this.deps.routeOf(envelope.sender);
     if ("refused" in decided) {
-      this.deps.log.warn({ id: envelope.id, sender: envelope.sender, reason: decided.refused }, "bounce not sent: the sender's address leads nowhere");
+      this.deps.log.warn({ id: envelope.id, sender: envelope.sender, reason: replyText(decided.refused) }, "bounce not sent: the sender's address leads nowhere");
       return;
     }
     const { route } = decided;
     const now = new Date();
-    const orcptOf = (to: string) => envelope.recipients.find((r) => r.to === to)?.orcpt;
+    const orcptOf = (to: string) => m.orcptOf(to);
     const recipients: BounceRecipient[] = failed.map((f) => ({
       finalRecipient: f.to,
       ...(orcptOf(f.to) ? { originalRecipient: orcptOf(f.to)! } : {}),
@@ -80,7 +109,7 @@ export class BounceSender implements Bounces {
         recipients,
         ret: envelope.ret ?? "HDRS",
         ...(envelope.envid ? { envid: envelope.envid } : {}),
-        original: () => fs.createReadStream(m.messagePath),
+        original: () => m.open(),
         postmaster: `MAILER-DAEMON@${this.deps.hostname}`,
         now,
       }))

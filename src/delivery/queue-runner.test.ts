@@ -304,3 +304,64 @@ test("delivery.delay_warning: once the message has waited that long, its sender 
   await runner.runOnce();
   assert.equal(notices.length, 1, "once per message");
 });
+
+test("a bounce that cannot be queued stays owed: the entry is kept, and the next run sends it once", async () => {
+  const t0 = Date.now();
+  await queue("O1", ["gone@far.test"], new Date(t0));
+  let fail = true;
+  const bounced: string[] = [];
+  const { runner } = setup(
+    { "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.15"] }] } },
+    (_t, rcpts) => replies(rcpts.map((r) => [r, reply(550, "5.1.1", "no such user")])),
+    { now: t0 },
+    {
+      bounce: async (m, failed) => {
+        if (fail) throw new Error("disk full");
+        bounced.push(`${m.envelope.id}:${failed.map((f) => `${f.to} ${f.relay}`).join(",")}`);
+      },
+    },
+  );
+  assert.deepEqual({ ...(await runner.runOnce()) }, { attempted: 1, delivered: 0, deferred: 0, failed: 1, removed: 0 });
+  assert.deepEqual([...state.noticeIds()], ["O1"]);
+  assert.ok((await runner.nextDue())! <= Date.now() + 60_000, "a run is planned for the owed bounce");
+  // A restart: the owed bounce survives in state.db.
+  state.close();
+  state = new QueueState(queueDir);
+  const again = setup({}, () => replies([]), { now: t0 }, { bounce: async (m, failed) => void bounced.push(`${m.envelope.id}:${failed.map((f) => `${f.to} ${f.relay}`).join(",")}`) });
+  fail = false;
+  assert.equal((await again.runner.runOnce()).removed, 1);
+  assert.deepEqual(bounced, ["O1:gone@far.test mx.far.test[127.0.0.15]"]);
+  assert.equal(state.noticeIds().size, 0);
+  assert.equal((await again.runner.runOnce()).removed, 0);
+  assert.equal(bounced.length, 1);
+});
+
+test("returnToSender (queue bounce): waiting recipients fail with 5.0.0 without an attempt, delivered ones stay, the sender gets one bounce", async () => {
+  const t0 = Date.now();
+  await queue("R1", ["ok@far.test", "slow@slow.test", "quiet@slow.test"], new Date(t0));
+  const bounced: [string, FailedRecipient[]][] = [];
+  const clock = { now: t0 };
+  const { runner, calls, lines } = setup(
+    {
+      "far.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.far.test", addresses: ["127.0.0.16"] }] },
+      "slow.test": { kind: "hosts", port: 25, profile: "mx", hosts: [{ host: "mx.slow.test", addresses: ["127.0.0.17"] }] },
+    },
+    (t, rcpts) => replies(rcpts.map((r) => [r, t.startsWith("mx.far") ? reply(250, "2.0.0", "Ok") : reply(451, "4.3.0", "later")])),
+    clock,
+    { bounce: async (m, failed) => void bounced.push([m.envelope.id, [...failed]]) },
+  );
+  await runner.runOnce();
+  const [m] = await scanQueue(queueDir, state);
+  const result = runner.returnToSender(m!);
+  assert.deepEqual(result, { kind: "returned", recipients: ["slow@slow.test", "quiet@slow.test"] });
+  assert.ok(lines.some((l) => l.msg === "delivery" && l.to === "slow@slow.test" && l.status === "bounced" && l.dsn === "5.0.0"));
+  const attempts = calls.length;
+  assert.equal((await runner.runOnce()).removed, 1);
+  assert.equal(calls.length, attempts, "no attempt after the administrator returned it");
+  assert.equal(bounced.length, 1);
+  assert.deepEqual(bounced[0]![1].map((f) => [f.to, f.reply.enhanced, f.relay]), [
+    ["slow@slow.test", "5.0.0", "none"],
+    ["quiet@slow.test", "5.0.0", "none"],
+  ]);
+  assert.match(bounced[0]![1][0]!.reply.lines[0]!, /returned to the sender by the postmaster/);
+});

@@ -6,8 +6,8 @@
 // Talks to the world only through the Router and Transport interfaces it is given.
 import type { Logger } from "../core/log.js";
 import { reply, replyText, type Reply } from "../core/reply.js";
-import type { RecipientState } from "../queue/queue-entry.js";
-import { dueRecipients, removeEntries, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
+import { wantsNotice, type RecipientState } from "../queue/queue-entry.js";
+import { dueRecipients, giveUp, removeEntries, RETURNED, scanQueue, type QueuedMessage } from "../queue/queue-scan.js";
 import { isFinal, type AttemptOutcome, type QueueState, type RecipientStatus } from "../queue/queue-state.js";
 import { nextAttempt, type RetryPolicy } from "../queue/retry-schedule.js";
 
@@ -135,6 +135,9 @@ function inDomain(domain: string | undefined, subdomains: boolean): (to: string)
 }
 
 export class QueueRunner {
+  /** Messages with a delivery in progress. */
+  private readonly inFlight = new Set<string>();
+
   constructor(private readonly deps: RunnerDeps) {}
 
   private now(): number {
@@ -154,38 +157,68 @@ export class QueueRunner {
       for (const r of dueRecipients(m, this.now())) if (wanted(r.to)) byDomain.set(domainOf(r.to), [...(byDomain.get(domainOf(r.to)) ?? []), r]);
       for (const [domain, recipients] of byDomain) jobs.push({ m, domain, recipients });
     }
-    const failedBy = new Map<QueuedMessage, FailedRecipient[]>();
     const deferredBy = new Map<QueuedMessage, FailedRecipient[]>();
     const pending = new Map<QueuedMessage, number>();
     for (const j of jobs) pending.set(j.m, (pending.get(j.m) ?? 0) + 1);
     await runLimited(jobs, (j) => j.domain, this.deps.concurrency ?? { total: 1, perDestination: 1 }, async ({ m, domain, recipients }) => {
-      const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
-      state.record(outcomes);
-      for (const o of outcomes) {
-        summary.attempted++;
-        if (o.state.kind === "delivered") summary.delivered++;
-        else if (o.state.kind === "failed") {
-          summary.failed++;
-          // RFC 3461 §4.1: NOTIFY=NEVER (or a list without FAILURE) asks for no failure report.
-          const notify = m.envelope.recipients.find((r) => r.to === o.to)?.notify;
-          if (notify === undefined || notify.split(",").includes("FAILURE")) failedBy.set(m, [...(failedBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
-        } else summary.deferred++;
+      const id = m.envelope.id;
+      this.inFlight.add(id);
+      try {
+        const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
+        const failed = outcomes.filter((o) => o.state.kind === "failed");
+        // The bounce owed for these is recorded with them; it is sent at the end of the run.
+        await state.recordSoon(outcomes, m.envelope.sender === "" ? [] : failed.filter((o) => wantsNotice(m.envelope, o.to, "FAILURE")).map((o) => ({ to: o.to, relay })));
+        if (m.envelope.sender === "" && failed.length)
+          log.info({ id, failed: failed.map((f) => f.to) }, "undeliverable mail from the null sender dropped: no bounce for a bounce");
+        for (const o of outcomes) {
+          summary.attempted++;
+          if (o.state.kind === "delivered") summary.delivered++;
+          else if (o.state.kind === "failed") summary.failed++;
+          else if (o.state.kind === "deferred") {
+            summary.deferred++;
+            deferredBy.set(m, [...(deferredBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
+          }
+        }
+        const left = pending.get(m)! - 1;
+        pending.set(m, left);
+        if (left === 0) await this.warnIfDelayed(m, deferredBy.get(m) ?? []);
+      } finally {
+        this.inFlight.delete(id);
       }
-      for (const o of outcomes)
-        if (o.state.kind === "deferred") deferredBy.set(m, [...(deferredBy.get(m) ?? []), { to: o.to, reply: o.state.reply, relay }]);
-      // The message's last job sends its one bounce for every recipient that failed in this run.
-      const left = pending.get(m)! - 1;
-      pending.set(m, left);
-      const failed = failedBy.get(m);
-      if (left === 0 && failed?.length) await this.bounce(m, failed);
-      if (left === 0) await this.warnIfDelayed(m, deferredBy.get(m) ?? []);
     }, (err) => log.error({ err }, "delivery job failed"));
+    // Bounces owed (failed in this run, in a run a crash cut short, or returned by the administrator):
+    // one per message, for every recipient owed one.
+    const owed = state.noticeIds();
+    for (const m of messages) if (owed.has(m.envelope.id)) await this.sendNotices(m);
     // Entries finished now or by an earlier run (a crash after the last record) go, all at once. The
     // envelopes read at the start are enough: only their rows changed (entries queued since are new).
-    const finished = messages.filter((m) => state.status(m.envelope).every(isFinal)).map((m) => m.envelope.id);
+    const stillOwed = state.noticeIds();
+    const finished = messages.filter((m) => !stillOwed.has(m.envelope.id) && state.status(m.envelope).every(isFinal)).map((m) => m.envelope.id);
     await removeEntries(queueDir, state, finished);
     summary.removed += finished.length;
     return summary;
+  }
+
+  /**
+   * `petrel queue bounce ID`: every recipient still waiting fails now, without another attempt, and
+   * the sender gets the usual bounce (at the end of the next run, which the caller starts). Refused
+   * while a delivery of the message is in flight: its result would race the administrator's.
+   */
+  returnToSender(m: QueuedMessage): { kind: "returned"; recipients: string[] } | { kind: "busy" } {
+    if (this.inFlight.has(m.envelope.id)) return { kind: "busy" };
+    const recipients = giveUp(this.deps.state, m);
+    for (const to of recipients)
+      this.deps.log.info({ id: m.envelope.id, to, relay: "none", dsn: RETURNED.enhanced, status: "bounced", reply: replyText(RETURNED) }, "delivery");
+    return { kind: "returned", recipients };
+  }
+
+  /** queue delete/bounce wait for a delivery of the message in progress: resolves true once no delivery of this message is in progress, false after `timeoutMs`. */
+  async idle(id: string, timeoutMs: number): Promise<boolean> {
+    for (const end = Date.now() + timeoutMs; this.inFlight.has(id); ) {
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
   }
 
   /** Epoch ms of the earliest planned attempt of any recipient, or null when the queue is empty. */
@@ -193,6 +226,8 @@ export class QueueRunner {
     let due: number | null = null;
     for (const m of await scanQueue(this.deps.queueDir, this.deps.state))
       for (const r of m.recipients) if (!isFinal(r) && r.nextAttempt !== null && (due === null || r.nextAttempt < due)) due = r.nextAttempt;
+    // A bounce that could not be queued is tried again within a minute.
+    if (this.deps.state.noticeIds().size > 0) due = Math.min(due ?? Infinity, this.now() + 60_000);
     return due;
   }
 
@@ -219,19 +254,29 @@ export class QueueRunner {
   }
 
   /**
-   * The sender learns of recipients that failed for good. Never a bounce for a bounce (RFC 5321
-   * §4.5.5): a message from the null sender that fails is logged and dropped. The failures are
-   * recorded before this runs, so a crash here loses the bounce, never sends the message twice.
+   * The sender learns of recipients that failed for good: one bounce for all those still owed one.
+   * The failures were recorded before (with what is owed), so a crash here sends the bounce in a later
+   * run and never the message twice; a crash between queueing the bounce and forgetting it sends the
+   * bounce twice. A bounce that cannot be queued stays owed (the next run tries again).
    */
-  private async bounce(m: QueuedMessage, failed: readonly FailedRecipient[]): Promise<void> {
-    if (m.envelope.sender === "") {
-      this.deps.log.info({ id: m.envelope.id, failed: failed.map((f) => f.to) }, "undeliverable mail from the null sender dropped: no bounce for a bounce");
+  private async sendNotices(m: QueuedMessage): Promise<void> {
+    const { state, log } = this.deps;
+    const id = m.envelope.id;
+    const owed = new Map(state.notices(id).map((n) => [n.to, n.relay]));
+    const failed: FailedRecipient[] = [];
+    for (const r of state.status(m.envelope)) {
+      const relay = owed.get(r.to);
+      if (relay !== undefined && r.state.kind === "failed") failed.push({ to: r.to, reply: r.state.reply, relay });
+    }
+    if (failed.length === 0 || m.envelope.sender === "" || !this.deps.bounces) {
+      state.noticesSent(id);
       return;
     }
     try {
-      await this.deps.bounces?.bounce(m, failed);
+      await this.deps.bounces.bounce(m, failed);
+      state.noticesSent(id);
     } catch (err) {
-      this.deps.log.error({ err, id: m.envelope.id, sender: m.envelope.sender }, "cannot queue the bounce");
+      log.error({ err, id, sender: m.envelope.sender }, "cannot queue the bounce; trying again in the next run");
     }
   }
 
@@ -246,10 +291,7 @@ export class QueueRunner {
     if (warnAfter <= 0 || deferred.length === 0 || envelope.sender === "" || !this.deps.bounces?.delayed) return;
     const arrived = Date.parse(envelope.received);
     if (this.now() - arrived < warnAfter || this.deps.state.wasWarned(envelope.id)) return;
-    const wanted = deferred.filter((d) => {
-      const notify = envelope.recipients.find((r) => r.to === d.to)?.notify;
-      return notify === undefined || notify.split(",").includes("DELAY");
-    });
+    const wanted = deferred.filter((d) => wantsNotice(envelope, d.to, "DELAY"));
     this.deps.state.markWarned(envelope.id);
     if (wanted.length === 0) return;
     try {

@@ -38,6 +38,8 @@ export interface DroppedMessage {
   /** Bytes of content (file size minus the envelope line). */
   readonly size: number;
   readonly content: Readable;
+  /** The content read again from its start (a bounce for refused recipients quotes it). */
+  reopen(): Readable;
 }
 
 export const MAILDROP_FOLDERS = ["tmp", "new"] as const;
@@ -234,7 +236,17 @@ export async function readDroppedEnvelope(file: string): Promise<{ envelope: Dro
 /** Opens a dropped message for pickup: the envelope, and the content as a stream from the file. */
 export async function openDropped(file: string): Promise<DroppedMessage> {
   const { envelope, contentStart, fileSize } = await readDroppedEnvelope(file);
-  return { envelope, size: fileSize - contentStart, content: fs.createReadStream(file, { start: contentStart, highWaterMark: FLUSH_BYTES }) };
+  const open = () => fs.createReadStream(file, { start: contentStart, highWaterMark: FLUSH_BYTES });
+  return { envelope, size: fileSize - contentStart, content: open(), reopen: open };
+}
+
+/** Removes a picked-up message at once, in the caller's turn (the spool's ack); syncDropFolder makes it durable. */
+export function removeDroppedNow(file: string): void {
+  fs.unlinkSync(file);
+}
+
+export async function syncDropFolder(file: string): Promise<void> {
+  await fsyncDir(path.dirname(file));
 }
 
 /** Removes a picked-up message; durable once resolved (new/ fsync'd). */

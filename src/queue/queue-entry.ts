@@ -75,3 +75,12 @@ export function queuePaths(queueDir: string, id: string): QueuePaths {
 }
 
 export const QUEUE_FOLDERS = ["tmp", "messages", "envelopes"] as const;
+
+/**
+ * RFC 3461 §4.1: whether the sender asked to hear of this recipient's event ("FAILURE" or "DELAY");
+ * no NOTIFY means the default (failures and delays are reported), NOTIFY=NEVER means nothing is.
+ */
+export function wantsNotice(envelope: QueueEnvelope, to: string, event: "FAILURE" | "DELAY"): boolean {
+  const notify = envelope.recipients.find((r) => r.to === to)?.notify;
+  return notify === undefined || notify.split(",").includes(event);
+}

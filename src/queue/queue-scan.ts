@@ -6,8 +6,9 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { fsyncDir } from "../mailbox/maildir.js";
-import type { QueueEnvelope } from "./queue-entry.js";
-import { isFinal, type QueueState, type RecipientStatus } from "./queue-state.js";
+import { reply } from "../core/reply.js";
+import { wantsNotice, type QueueEnvelope } from "./queue-entry.js";
+import { isFinal, type QueueState, type RecipientStatus, type StatusSource } from "./queue-state.js";
 
 export interface QueuedMessage {
   readonly envelope: QueueEnvelope;
@@ -16,7 +17,7 @@ export interface QueuedMessage {
 }
 
 /** Every committed queue entry, oldest first; envelopes that do not parse are reported, not thrown. */
-export async function scanQueue(queueDir: string, state: QueueState, onBad: (file: string, err: unknown) => void = () => undefined): Promise<QueuedMessage[]> {
+export async function scanQueue(queueDir: string, state: StatusSource, onBad: (file: string, err: unknown) => void = () => undefined): Promise<QueuedMessage[]> {
   let names: string[];
   try {
     names = await fs.readdir(path.join(queueDir, "envelopes"));
@@ -73,4 +74,32 @@ export async function deleteEntry(queueDir: string, state: QueueState, id: strin
   }
   await removeEntries(queueDir, state, [id]);
   return true;
+}
+
+/** The reply a recipient returned by the administrator fails with (its bounce's Diagnostic-Code). */
+export const RETURNED = reply(550, "5.0.0", "returned to the sender by the postmaster (petrel queue bounce)");
+
+/**
+ * `petrel queue bounce ID`: every recipient not yet final fails now with RETURNED and is owed a bounce
+ * (unless its NOTIFY says otherwise, or the sender is <>); the runner sends it. Returns those recipients.
+ */
+export function giveUp(state: QueueState, m: QueuedMessage): string[] {
+  const current = state.status(m.envelope);
+  const waiting = current.filter((r) => !isFinal(r));
+  const notify = m.envelope.sender === "" ? [] : waiting.filter((r) => wantsNotice(m.envelope, r.to, "FAILURE")).map((r) => r.to);
+  state.giveUp(m.envelope.id, waiting, RETURNED, notify);
+  return waiting.map((r) => r.to);
+}
+
+/** One committed entry by id, or null (for the queue commands that name one message). */
+export async function readEntry(queueDir: string, state: StatusSource, id: string): Promise<QueuedMessage | null> {
+  let envelope: QueueEnvelope;
+  try {
+    envelope = JSON.parse(await fs.readFile(path.join(queueDir, "envelopes", `${id}.json`), "utf8")) as QueueEnvelope;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+  if (envelope.version !== 2 || envelope.id !== id) throw new Error(`envelopes/${id}.json is not a version 2 envelope`);
+  return { envelope, messagePath: path.join(queueDir, "messages", `${id}.eml`), recipients: state.status(envelope) };
 }

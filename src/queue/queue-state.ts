@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import type { Reply } from "../core/reply.js";
-import { createPrivateFile, narrowPrivateFiles } from "../store/data-dir.js";
+import { openPrivateDatabase } from "../store/private-database.js";
 import type { QueueEnvelope, RecipientState } from "./queue-entry.js";
 
 /** One recipient's current state: the envelope's, updated by every attempt since. */
@@ -19,6 +19,13 @@ export interface RecipientStatus {
   readonly attempts: number;
   /** Epoch ms of the next attempt; null when final (delivered or failed). */
   readonly nextAttempt: number | null;
+}
+
+/** A failed recipient whose sender is still to be told (the bounce is not yet queued). */
+export interface PendingNotice {
+  readonly to: string;
+  /** Who answered ("mx.example.org[192.0.2.1]"), or "none" for a routing verdict or the administrator. */
+  readonly relay: string;
 }
 
 /** The result of one delivery attempt for one recipient. */
@@ -42,6 +49,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recipients_due ON recipients (next_attempt) WHERE next_attempt IS NOT NULL;
 CREATE TABLE IF NOT EXISTS warned (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS notices (
+  id TEXT NOT NULL,
+  rcpt TEXT NOT NULL,
+  relay TEXT NOT NULL,
+  PRIMARY KEY (id, rcpt)
+) WITHOUT ROWID;
 `;
 
 interface Row {
@@ -59,16 +72,14 @@ export class QueueState {
   private readonly remove: Database.Statement;
   private readonly reschedule1: Database.Statement;
   private readonly unwarn: Database.Statement;
+  private readonly addNotice: Database.Statement;
+  private readonly dropNotices: Database.Statement;
+  private readonly giveUp1: Database.Statement;
 
   constructor(queueDir: string) {
     fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
     const file = path.join(queueDir, "state.db");
-    narrowPrivateFiles([file, `${file}-wal`, `${file}-shm`]);
-    createPrivateFile(file);
-    this.db = new Database(file);
-    this.db.pragma("busy_timeout = 5000");
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
+    this.db = openPrivateDatabase(file, "FULL").db;
     this.db.exec(SCHEMA);
     this.upsert = this.db.prepare(
       `INSERT INTO recipients (id, rcpt, state, reply, attempts, next_attempt) VALUES (@id, @rcpt, @state, @reply, 1, @next)
@@ -78,6 +89,12 @@ export class QueueState {
     this.remove = this.db.prepare("DELETE FROM recipients WHERE id = ?");
     this.unwarn = this.db.prepare("DELETE FROM warned WHERE id = ?");
     this.reschedule1 = this.db.prepare("UPDATE recipients SET next_attempt = ? WHERE id = ? AND rcpt = ? AND state = 'deferred'");
+    this.addNotice = this.db.prepare("INSERT OR REPLACE INTO notices (id, rcpt, relay) VALUES (?, ?, ?)");
+    this.dropNotices = this.db.prepare("DELETE FROM notices WHERE id = ?");
+    this.giveUp1 = this.db.prepare(
+      `INSERT INTO recipients (id, rcpt, state, reply, attempts, next_attempt) VALUES (@id, @rcpt, 'failed', @reply, @attempts, NULL)
+       ON CONFLICT (id, rcpt) DO UPDATE SET state = 'failed', reply = @reply, next_attempt = NULL`,
+    );
   }
 
   close(): void {
@@ -86,22 +103,82 @@ export class QueueState {
 
   /**
    * Records attempts, all in one durable transaction (one fsync): after a connection delivered to
-   * several recipients, their results become final together. Each counts as one more attempt.
+   * several recipients, their results become final together. Each counts as one more attempt. The
+   * failed recipients whose sender must be told are recorded in the same transaction, so a crash
+   * before the bounce is queued leaves it to the next run instead of losing it.
    */
-  record(outcomes: readonly AttemptOutcome[]): void {
+  record(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[] = []): void {
+    this.db.transaction(() => this.recordRows(outcomes, notices))();
+  }
+
+  private recordRows(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[]): void {
+    for (const o of outcomes)
+      this.upsert.run({ id: o.id, rcpt: o.to, state: o.state.kind, reply: "reply" in o.state ? JSON.stringify(o.state.reply) : null, next: o.nextAttempt });
+    for (const n of notices) this.addNotice.run(outcomes[0]!.id, n.to, n.relay);
+  }
+
+  /**
+   * record(), group-committed: results that arrive in the same turn of the event loop (jobs of many
+   * domains finishing together) share one transaction and its one fsync. Resolves once durable; the
+   * caller must not act on the results (bounce, removal) before. Widens no window SMTP does not have:
+   * a crash before the commit re-sends what the peer accepted, as a crash before record() would.
+   */
+  recordSoon(outcomes: readonly AttemptOutcome[], notices: readonly PendingNotice[] = []): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ outcomes, notices, resolve, reject });
+      if (this.batch.length === 1) setImmediate(() => this.commitBatch());
+    });
+  }
+
+  private batch: { outcomes: readonly AttemptOutcome[]; notices: readonly PendingNotice[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  private commitBatch(): void {
+    const batch = this.batch;
+    this.batch = [];
+    try {
+      this.db.transaction(() => {
+        for (const b of batch) this.recordRows(b.outcomes, b.notices);
+      })();
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+      return;
+    }
+    for (const b of batch) b.resolve();
+  }
+
+  /**
+   * `petrel queue bounce`: these recipients fail now with `reply` without another attempt, and the
+   * ones in `notify` are owed a bounce; one transaction.
+   */
+  giveUp(id: string, recipients: readonly RecipientStatus[], r: Reply, notify: readonly string[]): void {
     this.db.transaction(() => {
-      for (const o of outcomes)
-        this.upsert.run({ id: o.id, rcpt: o.to, state: o.state.kind, reply: "reply" in o.state ? JSON.stringify(o.state.reply) : null, next: o.nextAttempt });
+      for (const rc of recipients) this.giveUp1.run({ id, rcpt: rc.to, reply: JSON.stringify(r), attempts: rc.attempts });
+      for (const to of notify) this.addNotice.run(id, to, "none");
     })();
+  }
+
+  /** Messages owing their sender a bounce. */
+  noticeIds(): Set<string> {
+    return new Set((this.db.prepare("SELECT DISTINCT id FROM notices").all() as { id: string }[]).map((r) => r.id));
+  }
+
+  /** The failed recipients of this message still owed a bounce. */
+  notices(id: string): PendingNotice[] {
+    return (this.db.prepare("SELECT rcpt, relay FROM notices WHERE id = ?").raw().all(id) as [string, string][]).map(([to, relay]) => ({ to, relay }));
+  }
+
+  /** The bounce is queued (or not to be sent): forget what was owed. */
+  noticesSent(id: string): void {
+    this.dropNotices.run(id);
   }
 
   /** Every recipient of the envelope with its current state (rows override the envelope). */
   status(envelope: QueueEnvelope): RecipientStatus[] {
     const rows = new Map((this.select.all(envelope.id) as Row[]).map((r) => [r.rcpt, r]));
-    return envelope.recipients.map((r) => {
+    const fromEnvelope = envelopeStatus(envelope);
+    return envelope.recipients.map((r, i) => {
       const row = rows.get(r.to);
-      if (!row) return { to: r.to, state: r.state, attempts: r.attempts, nextAttempt: r.next_attempt === null ? null : Date.parse(r.next_attempt) };
-      return { to: r.to, state: stateOf(row), attempts: row.attempts, nextAttempt: row.next_attempt };
+      return row ? { to: r.to, state: stateOf(row), attempts: row.attempts, nextAttempt: row.next_attempt } : fromEnvelope[i]!;
     });
   }
 
@@ -130,10 +207,23 @@ export class QueueState {
       for (const id of ids) {
         this.remove.run(id);
         this.unwarn.run(id);
+        this.dropNotices.run(id);
       }
     })();
   }
 }
+
+/** Where to read recipients' current state from: QueueState, or envelopeOnly when there is no state.db yet. */
+export interface StatusSource {
+  status(envelope: QueueEnvelope): RecipientStatus[];
+}
+
+/** Each recipient as the envelope says (no attempt recorded yet). */
+export function envelopeStatus(envelope: QueueEnvelope): RecipientStatus[] {
+  return envelope.recipients.map((r) => ({ to: r.to, state: r.state, attempts: r.attempts, nextAttempt: r.next_attempt === null ? null : Date.parse(r.next_attempt) }));
+}
+
+export const envelopeOnly: StatusSource = { status: envelopeStatus };
 
 function stateOf(row: Row): RecipientState {
   if (row.state === "scheduled") return { kind: "scheduled" };

@@ -17,6 +17,8 @@ import { ReplyQueue } from "../protocol/reply-queue.js";
 import { ReaderClosed, ReaderInterrupted, ReaderTimeout, SocketReader } from "../protocol/socket-reader.js";
 import { upgradeToTls } from "../protocol/upgrade-to-tls.js";
 import { decodeUtf8, hasControlChars, printable } from "../protocol/wire-text.js";
+import type { ClientScreen, ClientScreening } from "../spam/dnsbl.js";
+import type { GreylistPolicy } from "../spam/greylist.js";
 import type { Envelope, IncomingMessage } from "../spool/spool.js";
 import type { DecisionCache, RecipientDecision } from "./recipient-policy.js";
 import { COMMANDS, HELP_TEXT, commandFor, refusal, type SessionState } from "./commands.js";
@@ -91,6 +93,10 @@ export interface SmtpSessionDeps {
   readonly accounts?: SmtpAccounts;
   readonly log: Logger;
   readonly newId: () => string;
+  /** DNSBL/DNSWL at connect (spam/dnsbl.ts); the smtp listener only. A listed client gets 554 instead of 220. */
+  readonly screen?: ClientScreen;
+  /** Greylisting at RCPT (spam/greylist.ts) for unauthenticated clients the screen did not exempt or allowlist. */
+  readonly greylist?: GreylistPolicy;
 }
 
 /** Addresses named in one log line at most; the totals say how many there were. */
@@ -117,6 +123,10 @@ type Opened = { readonly kind: "open"; readonly message: IncomingMessage } | { r
 /** RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
 export const MAX_COMMAND_LINE = 510;
 
+/** A client refused at the greeting may still say QUIT: this many lines within this long, then the connection ends. */
+const REFUSED_MAX_LINES = 3;
+const REFUSED_LINGER_MS = 5000;
+
 export class SmtpSession {
   private readonly reader: SocketReader;
   private readonly replies: ReplyQueue;
@@ -132,6 +142,8 @@ export class SmtpSession {
   /** Why the connection ended, for the log line of a transaction it cut short. */
   private endReason = "disconnected";
   private readonly peer: string;
+  /** What the DNSBL/DNSWL screen said at connect (null: no screen); exempt and allowlisted clients skip greylisting. */
+  private screening: ClientScreening["kind"] | null = null;
 
   constructor(
     private readonly conn: Connection,
@@ -211,6 +223,8 @@ export class SmtpSession {
    */
   private async greet(): Promise<boolean> {
     const banner = `${this.opts.hostname} ESMTP Petrel`;
+    // The DNS lists are asked while the greet pause runs (as postscreen does): the client waits once.
+    const screening = this.deps.screen?.screen(this.peer);
     const pause = this.opts.greetPauseMs ?? 0;
     if (pause > 0) {
       this.replies.push(`220-${banner}\r\n`);
@@ -222,8 +236,43 @@ export class SmtpSession {
         return false;
       }
     }
+    if (screening) {
+      const s = await screening;
+      this.screening = s.kind;
+      if (s.kind === "listed") {
+        // After a "220-" the greeting must end in 220 (one reply, one code): the refusal then answers each command.
+        if (pause > 0) this.send(reply(220, undefined, banner));
+        await this.refuseAtGreeting(s.reply, `listed in ${s.zone}`, pause > 0);
+        return false;
+      }
+    }
     this.send(reply(220, undefined, banner));
     return true;
+  }
+
+  /**
+   * 554 in place of the 220 (RFC 5321 §3.1, §4.3.2). The client may still QUIT (221); any other command
+   * gets 503 (§3.1), or the 554 itself when a greet pause had already begun a 220 greeting. Bounded in
+   * lines and time: a bot does not hold the connection slot.
+   */
+  private async refuseAtGreeting(r: Reply, why: string, greeted: boolean): Promise<void> {
+    this.deps.log.info({ peer: this.peer, reason: why, reply: replyText(r) }, "connection refused");
+    this.endReason = why;
+    if (!greeted) this.send(r);
+    this.reader.setTimeout(REFUSED_LINGER_MS);
+    try {
+      for (let i = 0; i < REFUSED_MAX_LINES; i++) {
+        await this.replies.ready();
+        const line = await this.reader.readLine(MAX_COMMAND_LINE);
+        if (line === null) return;
+        if (line !== "too-long" && /^QUIT *$/i.test(line.toString("latin1"))) return this.send(reply(221, "2.0.0", "Bye"));
+        this.send(greeted ? r : reply(503, "5.5.1", "Error: service unavailable; send QUIT"));
+      }
+    } catch (err) {
+      if (!(err instanceof ReaderTimeout || err instanceof ReaderClosed || err instanceof ReaderInterrupted)) throw err;
+    } finally {
+      this.closed = true;
+    }
   }
 
   private async dispatch(raw: Buffer): Promise<void> {
@@ -502,6 +551,13 @@ export class SmtpSession {
     }
     const decision = this.deps.policy.checkRecipient(address, t.decisions, this.conn.info.auth !== null);
     if (!decision.route) return fail(decision.reply);
+    const greylisted = this.greylisted(t, address);
+    if (greylisted) {
+      t.attempts.push({ to: given, reply: greylisted });
+      // Not a client error (a real MTA retries later), but a bound like the 452s below.
+      if (this.overJunkLimit()) return;
+      return this.send(greylisted);
+    }
     const admission = (t.expanded ??= new ExpandedRecipients(this.opts.maxExpandedRecipients)).admit(decision.route);
     if (admission.kind === "over") {
       // RFC 5321 §4.5.3.1.10: 452 when the rest may follow in another transaction; a route larger
@@ -516,6 +572,23 @@ export class SmtpSession {
     t.recipients.push({ address: formatAddress(address), route: decision.route, ...(dsn.notify || dsn.orcpt ? { dsn } : {}) });
     t.attempts.push({ to: given, reply: decision.reply });
     this.send(decision.reply);
+  }
+
+  /**
+   * Greylisting (spam/greylist.ts) for a recipient that exists: the 450 to send, or null when it passes.
+   * Authenticated clients and those the screen exempted or found on an allowlist are not greylisted.
+   */
+  private greylisted(t: Transaction, address: Address): Reply | null {
+    const greylist = this.deps.greylist;
+    if (!greylist || this.conn.info.auth !== null || this.screening === "exempt" || this.screening === "allowlisted") return null;
+    const to = formatAddress(address);
+    const d = greylist.check(this.peer, t.sender, to);
+    if (d.kind === "pass") {
+      if (d.why === "retried") this.deps.log.info({ id: t.id, peer: this.peer, from: t.sender, to }, "greylisting passed after retry");
+      return null;
+    }
+    this.deps.log.info({ id: t.id, peer: this.peer, from: t.sender, to, retry_in: d.retryInSeconds }, "greylisted");
+    return d.reply;
   }
 
   async data(arg: string): Promise<void> {

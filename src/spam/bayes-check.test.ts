@@ -46,7 +46,7 @@ const tempDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "petrel-baye
 test("no database, or too few trained messages: no verdict, tagged untrained", async () => {
   const dir = tempDir();
   const check = new BayesCheck({ dataDir: dir, scope: "global", settings, log: silentLogger() });
-  const untrainedResult = { headers: ["X-Spam-Status: No, engine=bayes, class=untrained\r\n"], verdict: { kind: "accept" } };
+  const untrainedResult = { headers: ["X-Spam-Status: Unknown, engine=bayes (untrained)\r\n"], verdict: { kind: "accept" } };
   assert.deepEqual(await run(check, spamMessage(50)), untrainedResult);
   await trained(dir, null, 9);
   assert.deepEqual(await run(check, spamMessage(50)), untrainedResult);
@@ -60,13 +60,13 @@ test("trained: spam (GTUBE too) goes to Junk with X-Spam-Status Yes, ham is deli
   try {
     const spam = await run(check, spamMessage(60));
     assert.equal(spam.verdict.kind, "junk");
-    assert.match(spam.headers[0]!, /^X-Spam-Status: Yes, score=(0\.9\d{3}|1\.0000), engine=bayes, class=spam\r\n$/);
+    assert.match(spam.headers[0]!, /^X-Spam-Status: Yes, score=(0\.9\d{3}|1\.0000) required=0\.9000 engine=bayes class=spam\r\n$/);
     assert.match(spam.headers[1]!, /^X-Spam-Score: (0\.9\d{3}|1\.0000)\r\n$/);
     const gtube = await run(check, `From: "Deals" <promo@deals.example>\r\nSubject: FREE PRIZE!!!\r\n\r\n${GTUBE}\r\n`);
     assert.equal(gtube.verdict.kind, "junk", gtube.headers.join(""));
     const ham = await run(check, hamMessage(61));
     assert.deepEqual(ham.verdict, { kind: "accept" });
-    assert.match(ham.headers[0]!, /^X-Spam-Status: No, score=0\.0\d{3}, engine=bayes, class=ham\r\n$/);
+    assert.match(ham.headers[0]!, /^X-Spam-Status: No, score=0\.0\d{3} required=0\.9000 engine=bayes class=ham\r\n$/);
   } finally {
     check.close();
   }
@@ -84,7 +84,7 @@ test("per-user scope: each recipient's own database; junk only when every traine
   try {
     assert.equal((await run(check, spamMessage(70), ctx({ recipients: ["Alice@Example.Test"] }))).verdict.kind, "junk");
     // bob has no database: his copy alone gets no verdict.
-    assert.match((await run(check, spamMessage(70), ctx({ recipients: ["bob@example.test"] }))).headers[0]!, /class=untrained/);
+    assert.match((await run(check, spamMessage(70), ctx({ recipients: ["bob@example.test"] }))).headers[0]!, /^X-Spam-Status: Unknown, engine=bayes \(untrained\)/);
     // bob trained the other way round: the lenient database wins for the shared verdict.
     const store = TokenStore.openForTraining(bayesDatabasePath(dir, "bob@example.test"));
     for (let i = 0; i < 20; i++) {
@@ -99,13 +99,13 @@ test("per-user scope: each recipient's own database; junk only when every traine
   }
 });
 
-test("a read error is logged and the message accepted, tagged class=error", async () => {
+test("a read error is logged and the message accepted, tagged Unknown (error)", async () => {
   const dir = tempDir();
   await trained(dir, null, 20);
   const check = new BayesCheck({ dataDir: dir, scope: "global", settings, log: silentLogger() });
   const r = check.start(ctx())!;
   const broken: StagedMessage = { size: 10, open: () => new Readable({ read() { this.destroy(new Error("EIO")); } }) };
-  assert.deepEqual(await r.finish(broken), { headers: ["X-Spam-Status: No, engine=bayes, class=error\r\n"], verdict: { kind: "accept" } });
+  assert.deepEqual(await r.finish(broken), { headers: ["X-Spam-Status: Unknown, engine=bayes (error)\r\n"], verdict: { kind: "accept" } });
   check.close();
 });
 
@@ -129,5 +129,5 @@ test("fromConfig: bayes = false gives no check; the verdict follows [spam] bayes
   assert.equal((await score(s - 0.005)).verdict.kind, "junk");
   const below = await score(s + 0.005);
   assert.deepEqual(below.verdict, { kind: "accept" });
-  assert.match(below.headers[0]!, /^X-Spam-Status: No, .*class=unsure\r\n$/);
+  assert.match(below.headers[0]!, /^X-Spam-Status: No, .* engine=bayes class=unsure\r\n$/);
 });

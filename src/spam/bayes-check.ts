@@ -2,8 +2,8 @@
 // DATA it reads the first MAX_SCAN_BYTES of the staged message, scores it against the token database
 // ([spam] bayes_scope: global, or each recipient's own) and adds X-Spam-Status / X-Spam-Score. Spam goes
 // to Junk; ham and unsure are delivered (unsure is tagged "class=unsure" for the user's own filters).
-// A database with too few trained messages gives no verdict ("class=untrained"). Never throws: a broken
-// database or read is logged and the message accepted with "class=error". Skips authenticated submission.
+// A database with too few trained messages gives no verdict ("Unknown ... (untrained)"). Never throws: a
+// broken database or read is logged and the message accepted, "Unknown ... (error)". Skips submission.
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../core/log.js";
 import { canonical, parseAddress } from "../core/address.js";
@@ -24,6 +24,9 @@ export interface BayesCheckOptions {
   readonly userOf?: (recipient: string) => string | null;
 }
 
+/** The [spam] keys of the Bayes classifier. */
+export type BayesConfig = Pick<Config["spam"], "bayes" | "bayes_scope" | "bayes_spam_cutoff" | "bayes_ham_cutoff" | "bayes_min_trained">;
+
 /** Open read handles kept at once (per-user scope opens one per recipient). */
 const MAX_OPEN_STORES = 32;
 
@@ -34,7 +37,7 @@ export class BayesCheck implements MessageCheck {
   constructor(private readonly options: BayesCheckOptions) {}
 
   /** The check [spam] asks for, or null when bayes = false. */
-  static fromConfig(config: Pick<Config, "data_dir" | "spam">, log: Logger): BayesCheck | null {
+  static fromConfig(config: { readonly data_dir: string; readonly spam: BayesConfig }, log: Logger): BayesCheck | null {
     const s = config.spam;
     if (!s.bayes) return null;
     return new BayesCheck({
@@ -65,7 +68,7 @@ export class BayesCheck implements MessageCheck {
     try {
       const stores = this.storesFor(ctx.recipients);
       const trained = stores.filter((s) => isTrained(s, this.options.settings));
-      if (trained.length === 0) return result({ kind: "untrained", totals: { spam: 0, ham: 0 } });
+      if (trained.length === 0) return unknown("untrained");
       const tokens = await tokenize(await readHead(message.open(), MAX_SCAN_BYTES));
       // Per-user scope with several recipients: one verdict for all copies, so the most lenient
       // database decides (a message is junk only when every trained recipient's database says spam).
@@ -76,10 +79,10 @@ export class BayesCheck implements MessageCheck {
       }
       const r = best ?? { kind: "untrained", totals: { spam: 0, ham: 0 } };
       if (r.kind === "classified") this.options.log.debug({ id: ctx.id, check: "bayes", score: r.score, class: r.verdict }, "bayes classified");
-      return result(r);
+      return result(r, this.options.settings.cutoffs.spam);
     } catch (err) {
       this.options.log.warn({ id: ctx.id, check: "bayes", err }, "bayes check failed; message accepted untagged by it");
-      return { headers: ["X-Spam-Status: No, engine=bayes, class=error\r\n"], verdict: { kind: "accept" } };
+      return unknown("error");
     }
   }
 
@@ -118,7 +121,7 @@ export class BayesCheck implements MessageCheck {
 }
 
 /** The verdict settings of a [spam] block (the server's and the CLI's). */
-export function bayesSettings(spam: Config["spam"]): BayesSettings {
+export function bayesSettings(spam: BayesConfig): BayesSettings {
   return { ...DEFAULT_SETTINGS, cutoffs: { ham: spam.bayes_ham_cutoff, spam: spam.bayes_spam_cutoff }, minTrained: spam.bayes_min_trained };
 }
 
@@ -127,15 +130,22 @@ function defaultUser(recipient: string): string | null {
   return a ? canonical(a) : null;
 }
 
-/** The headers and verdict for a result. */
-export function result(r: BayesResult): CheckResult {
-  if (r.kind === "untrained") return { headers: ["X-Spam-Status: No, engine=bayes, class=untrained\r\n"], verdict: { kind: "accept" } };
+/**
+ * The headers and verdict for a result, in the form the rspamd check writes (rspamd-check.ts):
+ * "Yes|No, score=S required=R engine=bayes class=C" and X-Spam-Score, or "Unknown" with no verdict.
+ */
+export function result(r: BayesResult, spamCutoff: number): CheckResult {
+  if (r.kind === "untrained") return unknown("untrained");
   const score = r.score.toFixed(4);
   const spam = r.verdict === "spam";
   return {
-    headers: [`X-Spam-Status: ${spam ? "Yes" : "No"}, score=${score}, engine=bayes, class=${r.verdict}\r\n`, `X-Spam-Score: ${score}\r\n`],
+    headers: [`X-Spam-Status: ${spam ? "Yes" : "No"}, score=${score} required=${spamCutoff.toFixed(4)} engine=bayes class=${r.verdict}\r\n`, `X-Spam-Score: ${score}\r\n`],
     verdict: spam ? { kind: "junk", reason: `bayes score ${score}` } : { kind: "accept" },
   };
+}
+
+function unknown(why: "untrained" | "error"): CheckResult {
+  return { headers: [`X-Spam-Status: Unknown, engine=bayes (${why})\r\n`], verdict: { kind: "accept" } };
 }
 
 /** The first `limit` octets of a stream (less when it is shorter); the stream is destroyed after. */

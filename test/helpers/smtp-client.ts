@@ -61,8 +61,9 @@ export class RawSmtp {
     return { unread, socket };
   }
 
-  static async connect(port: number, host = "127.0.0.1"): Promise<RawSmtp> {
-    const socket = net.connect({ port, host });
+  /** localAddress: the client's own address, e.g. "127.0.0.2" to look like another loopback host. */
+  static async connect(port: number, host = "127.0.0.1", localAddress?: string): Promise<RawSmtp> {
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", reject);

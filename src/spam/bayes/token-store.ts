@@ -8,7 +8,8 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { UsageError } from "../../core/errors.js";
-import { createPrivateFile, narrowPrivateFiles, preparePrivateDir } from "../../store/data-dir.js";
+import { preparePrivateDir } from "../../store/data-dir.js";
+import { openPrivateDatabase } from "../../store/private-database.js";
 import type { TokenCounts, TrainedTotals } from "./classifier.js";
 import { TOKENIZER_VERSION } from "./tokenizer.js";
 
@@ -61,23 +62,16 @@ export class TokenStore {
     const dir = path.dirname(file);
     if (path.basename(dir) === "users") preparePrivateDir(path.dirname(dir)); // data_dir/bayes
     preparePrivateDir(dir);
-    const files = [file, `${file}-wal`, `${file}-shm`];
-    narrowPrivateFiles(files);
-    createPrivateFile(file);
     let db: Database.Database | undefined;
     try {
-      db = new Database(file);
-      db.pragma("busy_timeout = 5000");
-      db.pragma("journal_mode = WAL");
       // Losing the last trainings to a power cut costs little; an fsync per message would cost a lot.
-      db.pragma("synchronous = NORMAL");
+      db = openPrivateDatabase(file, "NORMAL").db;
       db.exec(SCHEMA);
       db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('tokenizer_version', ?)").run(String(TOKENIZER_VERSION));
     } catch (err) {
       db?.close();
-      throw new UsageError(`Cannot open ${file}: ${(err as Error).message}`);
+      throw err instanceof UsageError ? err : new UsageError(`Cannot open ${file}: ${(err as Error).message}`);
     }
-    narrowPrivateFiles(files);
     return new TokenStore(db, file);
   }
 
