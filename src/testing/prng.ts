@@ -1,5 +1,5 @@
 // mulberry32: a small seeded pseudo-random generator, so test data and benchmark splits are the same on
-// every run and machine. Not for anything secret. (test/fuzz-live.test.ts carries an older copy.)
+// every run and machine (a failing fuzz run repeats exactly). Not for anything secret.
 
 /** A generator of numbers in [0, 1) determined by `seed`. */
 export function prng(seed: number): () => number {
