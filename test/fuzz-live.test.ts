@@ -9,21 +9,10 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawPop3 } from "./helpers/pop3-client.js";
 import { MB, rssBytes } from "./helpers/hostile.js";
 import { deliverOne } from "./smtp-protocol-helpers.js";
+import { prng } from "../src/testing/prng.js";
 
 const SEED = Number(process.env.PETREL_FUZZ_SEED ?? 20261130);
 const RUN_MS = 6000;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be repeated exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SMTP_WORDS = ["EHLO x", "HELO x", "MAIL FROM:<a@remote.test>", "MAIL FROM:<> SMTPUTF8", "RCPT TO:<alice@localhost>", "RCPT TO:<nobody@localhost>", "DATA", "BDAT 10", "BDAT 5 LAST", "RSET", "NOOP", "VRFY alice", "EXPN team@localhost", "HELP", "QUIT", "GET / HTTP/1.1", "STARTTLS", "AUTH PLAIN"];
 const POP3_WORDS = ["USER alice@localhost", "PASS pw", "PASS nope", "APOP alice@localhost 00", "AUTH PLAIN", "CAPA", "STAT", "LIST", "UIDL", "RETR 1", "TOP 1 0", "DELE 1", "RSET", "NOOP", "QUIT", "LIST 99999999999"];

@@ -226,7 +226,18 @@ export const configSchema = z.strictObject({
       greylist_retry_window: duration.default(2 * 86400),
       /** A client network whose retries passed this many times skips greylisting; 0 turns it off. */
       greylist_auto_whitelist: z.number().int().nonnegative().default(5),
+      /** The built-in Bayes classifier (src/spam/bayes-check.ts); inert until trained (bayes_min_trained). */
+      bayes: z.boolean().default(true),
+      /** One token database for the server, or one per recipient (trained with `petrel spam train --user`). */
+      bayes_scope: z.enum(["global", "per-user"]).default("global"),
+      /** Score (0..1) at and above which a message is spam: X-Spam-Status Yes, delivered to Junk. */
+      bayes_spam_cutoff: z.number().gt(0).lt(1).default(0.9),
+      /** Score at and below which a message is ham; between the cutoffs it is "unsure" (tagged, delivered). */
+      bayes_ham_cutoff: z.number().gt(0).lt(1).default(0.1),
+      /** Trained messages needed in each class (spam and ham) before the classifier gives verdicts. */
+      bayes_min_trained: z.number().int().positive().default(200),
     })
+    .refine((s) => s.bayes_ham_cutoff < s.bayes_spam_cutoff, { message: "bayes_ham_cutoff must be below bayes_spam_cutoff", path: ["bayes_ham_cutoff"] })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(dnsServer).default([]) }).prefault({}),
   /** Inbound authentication of mail on the smtp listener (SPF, DKIM, DMARC, ARC): what the results lead to. */
