@@ -27,6 +27,7 @@ import { Spool } from "./spool/spool.js";
 import { testChecks } from "./spool/test-check.js";
 import { createAuthCheck } from "./trust/auth-check.js";
 import { createRspamdCheck } from "./spam/rspamd-check.js";
+import { BayesCheck } from "./spam/bayes-check.js";
 import type { MessageCheck } from "./trust/message-check.js";
 import { AccountStore } from "./store/account-store.js";
 import { preparePrivateDir } from "./store/data-dir.js";
@@ -73,9 +74,11 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
   // The checks the spool runs on mail relayed to us (smtp listener, no AUTH, outside trusted_networks),
   // in this order (their header fields are stored in it): "auth" (SPF/DKIM/DMARC/ARC), "rspamd", "bayes".
   // testChecks() is empty unless PETREL_TEST_CHECK=1 (end-to-end tests, bench).
+  const bayes = BayesCheck.fromConfig(config, log.child({ component: "bayes" }));
   const checks: MessageCheck[] = [
     createAuthCheck({ hostname: config.hostname, dnsServers: config.dns.servers, policy: config.auth, log: log.child({ component: "auth" }) }),
     ...(config.spam.rspamd ? [createRspamdCheck({ url: config.spam.rspamd, timeoutMs: config.spam.rspamd_timeout * 1000, log: log.child({ component: "rspamd" }) })] : []),
+    ...(bayes ? [bayes] : []),
     ...testChecks(),
   ];
   const spool = new Spool(config.data_dir, log, new DirSyncer(), { checks, trustedNetworks });
@@ -215,6 +218,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
     await relay.stop();
     await hashPool.close();
     greylist?.close();
+    bayes?.close();
     store.close();
     lock.release();
     throw err;
@@ -228,6 +232,7 @@ export async function startServer(config: LoadedConfig, log: Logger): Promise<Ru
       await relay.stop();
       await hashPool.close();
       greylist?.close();
+      bayes?.close();
       store.close();
       lock.release();
       log.info("petrel stopped");

@@ -122,3 +122,13 @@ test("property: any split of the input gives the same output, and a second pass 
     { numRuns: 300 },
   );
 });
+
+test("fields named in dropNames go whatever they say, folded lines too; longer names and the body are kept", () => {
+  const f = () => new AuthResultsFilter(HOST, ["x-spam-status", "x-spam-score"]);
+  const input =
+    "X-Spam-Status: No, score=-5\r\n\tforged=yes\r\nSubject: hi\r\nx-spam-SCORE : -5\r\nX-Spam-Status-Extra: kept\r\nX-Spam-Flag: NO\r\n\r\nX-Spam-Status: No\r\n";
+  const want = "Subject: hi\r\nX-Spam-Status-Extra: kept\r\nX-Spam-Flag: NO\r\n\r\nX-Spam-Status: No\r\n";
+  assert.equal(run([input], f()), want);
+  assert.equal(run([...input], f()), want);
+  assert.equal(run([input]), input, "nothing dropped without dropNames");
+});

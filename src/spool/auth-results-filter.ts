@@ -3,6 +3,8 @@
 // Case-insensitive; folded fields, comments before the id and a quoted-string id are handled. Trusts
 // nothing in the content: it holds back at most MAX_HELD bytes of one undecided field (a longer one is
 // not ours and passes), and reads only the header section (RFC 5322 §2.2): the body passes untouched.
+// Also drops fields named in dropNames whatever they say: the spool passes the X-Spam-* verdict fields,
+// which only Petrel's own checks may write (as SpamAssassin removes incoming X-Spam-* headers).
 import { isFtext } from "./header-fields.js";
 
 const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
@@ -58,9 +60,12 @@ export class AuthResultsFilter {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private readonly ours: string;
+  private readonly dropNames: ReadonlySet<string>;
 
-  constructor(hostname: string) {
+  /** dropNames: fields removed whatever they say (lower case, at most 22 octets), e.g. forged X-Spam-Status. */
+  constructor(hostname: string, dropNames: readonly string[] = []) {
     this.ours = hostname.toLowerCase().replace(/\.$/, "");
+    this.dropNames = new Set(dropNames);
   }
 
   /** Bytes held back now (for tests: never more than MAX_HELD). */
@@ -166,6 +171,16 @@ export class AuthResultsFilter {
   }
 
   private fieldName(p: Buffer, i: number, out: Buffer[]): void {
+    if (this.nameLength === this.name.length && this.dropNames.has(this.name)) {
+      // Dropped with its continuation lines, like an Authentication-Results of ours.
+      this.close(p, i, out);
+      this.held = [];
+      this.heldBytes = 0;
+      this.mode = "skip";
+      this.line = "drop";
+      this.dropping = true;
+      return;
+    }
     if (this.name === FIELD) {
       this.line = "id";
       this.idState = "cfws";

@@ -103,6 +103,8 @@ interface Copy {
 }
 
 const FLUSH_BYTES = 64 * 1024;
+/** Verdict fields only Petrel's own checks write on checked mail: a forged "X-Spam-Status: No" is removed. */
+const SPAM_VERDICT_FIELDS = ["x-spam-status", "x-spam-score", "x-spam-flag", "x-spam-level"];
 /** Copies written while the content streams in; the others are made at commit from the first. */
 const DIRECT_COPIES = 16;
 /** Copies open at once while the others are made: with the direct ones, bounds open files. */
@@ -196,7 +198,7 @@ export class Spool {
       msg.submission = new SubmissionHeaders({ hostname: env.hostname, now: () => new Date(), messageId: () => `${env.id}.${crypto.randomBytes(6).toString("hex")}` });
     const checked = this.checkable(env);
     if (checked) {
-      msg.authResults = new AuthResultsFilter(env.hostname);
+      msg.authResults = new AuthResultsFilter(env.hostname, SPAM_VERDICT_FIELDS);
       msg.runs = this.startChecks(env);
     }
     try {
