@@ -1,4 +1,4 @@
-// The petrel command line: one subcommand group per file (serve, user, alias, list, queue, sendmail).
+// The petrel command line: one subcommand group per file (serve, user, alias, list, queue, sendmail, dkim).
 // Run through a link named "sendmail" it is `petrel sendmail`, through one named "mailq" `petrel queue
 // list` (argv[1]'s basename). sendmail's options are not commander's: it is dispatched before parsing.
 // Every command takes --config FILE (else $PETREL_CONFIG, ./petrel.toml, /etc/petrel/petrel.toml,
@@ -15,6 +15,7 @@ import { registerAlias } from "./alias.js";
 import { registerList } from "./list.js";
 import { registerQueue } from "./queue.js";
 import { registerSendmail, runSendmail } from "./sendmail.js";
+import { registerDkim } from "./dkim.js";
 
 process.umask(0o077);
 
@@ -37,6 +38,7 @@ registerAlias(program);
 registerList(program);
 registerQueue(program);
 registerSendmail(program);
+registerDkim(program);
 
 try {
   await program.parseAsync(argv);
