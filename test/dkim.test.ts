@@ -1,0 +1,144 @@
+// DKIM signing end to end (issue 10): `petrel dkim generate|list` as an administrator uses them, then a
+// real `petrel serve` relaying to a sink through MX routing on a loopback DNS server. What the sink
+// captured is verified by Debian's python3-dkim and by mailauth against the TXT records exactly as
+// `dkim generate` printed them. Mail from outside that an alias forwards is never signed, even with a
+// From: in our domain; bounces and `petrel sendmail` mail are.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { startDnsServer, type DnsServer } from "./helpers/dns-server.js";
+import { eventually, submit } from "./helpers/relay.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { RawSmtp } from "./helpers/smtp-client.js";
+import { SmtpSink, type SinkTransaction } from "../src/testing/smtp-sink.js";
+import { mailauthDkimVerify, pythonDkimVerifyAll, txtRecords } from "../src/testing/dkim-verifiers.js";
+
+describe("DKIM signing", () => {
+  let dns: DnsServer;
+  let sink: SmtpSink;
+  let server: TestServer;
+  const records: string[] = [];
+
+  before(async () => {
+    sink = await SmtpSink.start({ rcpt: (to) => (to.toLowerCase().startsWith("gone@") ? "550 5.1.1 no such user" : "250 2.1.5 Ok") }, "127.0.0.2");
+    dns = await startDnsServer({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
+    server = await startTestServer({
+      dns: `127.0.0.1:${dns.port}`,
+      toml: `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [1]\nqueue_run_interval = 1\n`,
+      users: [["alice@example.test", "pw"]],
+    });
+  });
+  after(async () => {
+    await server.stop();
+    await sink.close();
+    await dns.close();
+  });
+
+  const received = (subject: string) =>
+    eventually(`the sink's copy of "${subject}"`, () => sink.transactions.find((t) => t.body?.toString("latin1").includes(`Subject: ${subject}\r\n`)));
+  const fields = (tx: SinkTransaction) => tx.body!.toString("latin1").replace(/\r\n[ \t]/g, " ").split("\r\n\r\n")[0]!.split("\r\n");
+
+  test("before any key exists, mail leaves unsigned", async () => {
+    await submit(server, ["friend@far.test"], "no key yet");
+    const tx = await received("no key yet");
+    assert.ok(!fields(tx).some((f) => /^DKIM-Signature:/i.test(f)));
+  });
+
+  test("dkim generate prints only the record on stdout, notes on stderr; RSA 2048 and Ed25519 under data_dir/dkim", () => {
+    const r = server.petrel(["dkim", "generate", "example.test", "--selector", "mail-rsa"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^mail-rsa\._domainkey\.example\.test\. IN TXT "v=DKIM1; k=rsa; p=[A-Za-z0-9+/]{237}" "[A-Za-z0-9+/]+=*"\n$/);
+    assert.equal(
+      r.stderr,
+      `petrel: wrote ${server.dataDir}/dkim/example.test/mail-rsa.rsa.key (RSA 2048). Mail from @example.test is signed with it from now on.\n` +
+        "petrel: publish the TXT record above in the DNS of example.test, then check it with: dig +short TXT mail-rsa._domainkey.example.test\n",
+    );
+    const e = server.petrel(["dkim", "generate", "example.test", "--algorithm", "ed25519", "--selector", "mail-ed"]);
+    assert.equal(e.status, 0, e.stderr);
+    assert.match(e.stdout, /^mail-ed\._domainkey\.example\.test\. IN TXT "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="\n$/);
+    records.push(r.stdout.trim(), e.stdout.trim());
+  });
+
+  test("dkim generate refuses with one line: an existing selector, a bad domain, algorithm or selector, no domain", () => {
+    const cases: [string[], RegExp][] = [
+      [["example.test", "--selector", "mail-rsa"], /^petrel: a key for selector mail-rsa of example\.test exists already \(.*\); pass --selector NAME for a new one, or --force to replace it\n$/],
+      [["example.test", "--selector", "mail-rsa", "--algorithm", "ed25519"], /^petrel: selector mail-rsa of example\.test already has an rsa key: each key needs its own selector \(one TXT record per name\); pass --selector\n$/],
+      [["bad..domain"], /^petrel: not a domain name: "bad\.\.domain"\n$/],
+      [["example.test", "--algorithm", "dsa"], /^petrel: --algorithm must be rsa or ed25519, not "dsa"\n$/],
+      [["example.test", "--selector", "a_b"], /^petrel: not a selector: "a_b" \(letters, digits, hyphens, dots\)\n$/],
+      [[], /^petrel: missing required argument 'domain'\n$/],
+    ];
+    for (const [args, stderr] of cases) {
+      const r = server.petrel(["dkim", "generate", ...args]);
+      assert.equal(r.status, 1, args.join(" "));
+      assert.match(r.stderr, stderr);
+      assert.equal(r.stdout, "");
+    }
+  });
+
+  test("a domain that is not one of ours gets a key with a warning (mx.petrel.test, the domain of our bounces' From:)", () => {
+    const r = server.petrel(["dkim", "generate", "mx.petrel.test", "--algorithm", "ed25519", "--selector", "bounces"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^petrel: warning: mx\.petrel\.test is not in "domains" of the config; mail is signed with this key only when its From: domain is exactly mx\.petrel\.test\n/);
+    records.push(r.stdout.trim());
+  });
+
+  test("dkim list shows every key with its record", () => {
+    const r = server.petrel(["dkim", "list"]);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split("\n");
+    assert.match(lines[0]!, /^DOMAIN +SELECTOR +ALGORITHM +CREATED$/);
+    assert.match(lines[1]!, /^example\.test +mail-rsa +rsa +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(lines[2], `    ${records[0]}`);
+    assert.match(lines[3]!, /^example\.test +mail-ed +ed25519 +\S+Z$/);
+    assert.equal(lines[4], `    ${records[1]}`);
+    assert.match(lines[5]!, /^mx\.petrel\.test +bounces +ed25519 +\S+Z$/);
+    assert.equal(lines[6], `    ${records[2]}`);
+  });
+
+  test("a submitted message leaves with an RSA and an Ed25519 signature that python3-dkim and mailauth verify; a changed body fails", async () => {
+    const id = await submit(server, ["friend@far.test"], "signed twice");
+    const tx = await received("signed twice");
+    const head = fields(tx);
+    // No To: in this message: To is in h= once, oversigned (a To: added on the way breaks the signature).
+    assert.match(head[0]!.replace(/\s+:/g, ":"), /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.test; s=mail-rsa; t=\d+; h=From:From:Subject:Subject:Date:Date:Message-ID:Message-ID:To:Cc:MIME-Version:Content-Type:Content-Transfer-Encoding; bh=/);
+    assert.match(head[1]!, /^DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=example\.test; s=mail-ed;/);
+    assert.match(head[2]!, /^Received: /);
+    assert.equal(/ SIZE=(\d+)/.exec(tx.mailLine)?.[1], String(tx.body!.length), "SIZE= counts the signatures");
+    const zone = txtRecords(records);
+    const tampered = Buffer.from(tx.body!.toString("latin1").replace("hello signed twice", "hello signed thrice"), "latin1");
+    assert.deepEqual(await pythonDkimVerifyAll([tx.body!, tampered], zone), [[true, true], [false, false]]);
+    assert.deepEqual((await mailauthDkimVerify(tx.body!, zone)).map((r) => `${r.result} ${r.algo}`), ["pass rsa-sha256", "pass ed25519-sha256"]);
+    const line = await eventually("the signing log line", () => server.logLines().find((l) => l.msg === "DKIM-signed" && l.id === id));
+    assert.deepEqual(line.selectors, ["mail-rsa", "mail-ed"]);
+  });
+
+  test("mail from outside forwarded by an alias is not signed, even with our domain in From:; its bounce to the outside sender is", async () => {
+    const alias = server.petrel(["alias", "add", "fwd@example.test", "gone@far.test", "friend@far.test"]);
+    assert.equal(alias.status, 0, alias.stderr);
+    const c = await RawSmtp.connect(server.smtpPort);
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.command("EHLO outside.test")).code, 250);
+    assert.equal((await c.command("MAIL FROM:<stranger@far.test>")).code, 250);
+    assert.equal((await c.command("RCPT TO:<fwd@example.test>")).code, 250);
+    assert.equal((await c.command("DATA")).code, 354);
+    c.write("From: alice@example.test\r\nSubject: forged alice\r\n\r\nnot from alice\r\n.\r\n");
+    assert.equal((await c.reply()).code, 250);
+    c.close();
+    const fwd = await received("forged alice");
+    assert.ok(!fields(fwd).some((f) => /^DKIM-Signature:/i.test(f)), "the forwarded copy carries no signature of ours");
+    const bounce = await eventually("the bounce to stranger@far.test", () =>
+      sink.transactions.find((t) => t.mailLine.startsWith("MAIL FROM:<>") && t.rcptLines.includes("RCPT TO:<stranger@far.test>")),
+    );
+    const head = fields(bounce);
+    assert.match(head[0]!, /^DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=mx\.petrel\.test; s=bounces;/);
+    assert.ok(head.some((f) => /^From: .*MAILER-DAEMON@mx\.petrel\.test/i.test(f)));
+    assert.deepEqual(await pythonDkimVerifyAll([bounce.body!], txtRecords(records)), [[true]]);
+  });
+
+  test("petrel sendmail's mail is signed", async () => {
+    const r = server.petrel(["sendmail", "-f", "alice@example.test", "friend@far.test"], "From: alice@example.test\nSubject: via sendmail\n\nhello from sendmail\n");
+    assert.equal(r.status, 0, r.stderr);
+    const tx = await received("via sendmail");
+    assert.deepEqual(await pythonDkimVerifyAll([tx.body!], txtRecords(records)), [[true, true]]);
+  });
+});
