@@ -5,12 +5,16 @@
 // From: in our domain; bounces and `petrel sendmail` mail are.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { startDnsServer, type DnsServer } from "./helpers/dns-server.js";
 import { eventually, submit } from "./helpers/relay.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { SmtpSink, type SinkTransaction } from "../src/testing/smtp-sink.js";
 import { mailauthDkimVerify, pythonDkimVerifyAll, txtRecords } from "../src/testing/dkim-verifiers.js";
+import { dataStream } from "./smtp-protocol-helpers.js";
+
+const MB = 1024 * 1024;
 
 describe("DKIM signing", () => {
   let dns: DnsServer;
@@ -140,5 +144,69 @@ describe("DKIM signing", () => {
     assert.equal(r.status, 0, r.stderr);
     const tx = await received("via sendmail");
     assert.deepEqual(await pythonDkimVerifyAll([tx.body!], txtRecords(records)), [[true, true]]);
+  });
+});
+
+describe("DKIM signing of a 50 MB message", { skip: process.platform !== "linux" && "needs /proc (Linux)" }, () => {
+  let dns: DnsServer;
+  let sink: SmtpSink;
+  let server: TestServer;
+  before(async () => {
+    sink = await SmtpSink.start({ extensions: ["PIPELINING", "8BITMIME", `SIZE ${100 * MB}`] }, "127.0.0.2");
+    dns = await startDnsServer({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
+    server = await startTestServer({
+      dns: `127.0.0.1:${dns.port}`,
+      toml: `[smtp]\nauth_without_tls = "loopback"\n[limits]\nmax_message_size = ${64 * MB}\n[delivery]\nmx_port = ${sink.port}\n`,
+      users: [["alice@example.test", "pw"]],
+    });
+    for (const alg of ["rsa", "ed25519"]) assert.equal(server.petrel(["dkim", "generate", "example.test", "--algorithm", alg]).status, 0);
+  });
+  after(async () => {
+    await server.stop();
+    await sink.close();
+    await dns.close();
+  });
+
+  const peakRssKb = (pid: number) => Number(/^VmHWM:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
+
+  test("is received, signed twice and relayed while the server's peak RSS grows by far less than the message", async () => {
+    // Warm-up: a small signed message loads the relay's and the signer's code and keys.
+    const warm = await submit(server, ["friend@far.test"], "warm-up");
+    await eventually("the warm-up's signing", () => server.logLines().find((l) => l.msg === "DKIM-signed" && l.id === warm));
+    await eventually("the warm-up's delivery", () => server.logLines().find((l) => l.msg === "delivery" && l.id === warm));
+    const pid = server.process.pid!;
+    const baseline = peakRssKb(pid);
+
+    const line = Buffer.from("Lorem ipsum dolor sit amet,  consectetur\tadipiscing elit, sed do eiusmod tempor \r\n");
+    const head = Buffer.from("From: alice@example.test\r\nTo: friend@far.test\r\nSubject: fifty megabytes\r\n\r\n");
+    const content = Buffer.alloc(50 * MB);
+    head.copy(content);
+    for (let pos = head.length; pos < content.length; pos += line.length) line.copy(content, pos);
+    content.write("\r\n", content.length - 2);
+    const c = await RawSmtp.connect(server.smtpPort);
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.command("EHLO client.test")).code, 250);
+    assert.equal((await c.command(`AUTH PLAIN ${Buffer.from("\0alice@example.test\0pw").toString("base64")}`)).code, 235);
+    assert.equal((await c.command("MAIL FROM:<alice@example.test>")).code, 250);
+    assert.equal((await c.command("RCPT TO:<friend@far.test>")).code, 250);
+    assert.equal((await c.command("DATA")).code, 354);
+    const stream = dataStream(content);
+    for (let pos = 0, n = 0; pos < stream.length; pos += 64 * 1024, n++) {
+      c.write(stream.subarray(pos, pos + 64 * 1024));
+      if (n % 8 === 7) await new Promise((r) => setImmediate(r));
+    }
+    const r = await c.reply(60_000);
+    assert.equal(r.code, 250, r.raw);
+    c.close();
+    const id = /queued as (\w+)/.exec(r.raw)![1]!;
+    const signedLine = await eventually("the signing", () => server.logLines().find((l) => l.msg === "DKIM-signed" && l.id === id), 60_000);
+    assert.match((signedLine.selectors as string[]).join(" "), /^petrel-\d{6}-rsa petrel-\d{6}-ed25519$/);
+    const tx = await eventually("the sink's copy", () => sink.transactions.find((t) => t.size > 50 * MB), 60_000);
+    // What arrived: our Received, the two signatures and the content (SIZE= announced exactly that).
+    assert.equal(/ SIZE=(\d+)/.exec(tx.mailLine)?.[1], String(tx.size));
+    assert.ok(tx.size > content.length + 600, `${tx.size} octets: the signatures are in front`);
+    const grownMb = (peakRssKb(pid) - baseline) / 1024;
+    console.log(`# 50 MB received, signed and relayed: peak RSS ${(baseline / 1024).toFixed(1)} MB -> +${grownMb.toFixed(1)} MB`);
+    assert.ok(grownMb < 25, `peak RSS grew by ${grownMb.toFixed(1)} MB`);
   });
 });
