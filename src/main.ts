@@ -231,7 +231,9 @@ export function newQueueId(): string {
 /** DKIM signing of what leaves: keys under [dkim] key_dir (relative to data_dir), read as they change. */
 function dkimSigner(config: LoadedConfig, log: Logger): OutboundSigner {
   const k = config.dkim;
-  return new OutboundSigner({ keys: new DkimKeyStore(path.resolve(config.data_dir, k.key_dir)), headers: k.headers, oversign: k.oversign, open: crlfContent, log });
+  const signer = new OutboundSigner({ keys: new DkimKeyStore(path.resolve(config.data_dir, k.key_dir)), headers: k.headers, oversign: k.oversign, open: crlfContent, log });
+  void signer.logKeys();
+  return signer;
 }
 
 interface Relay {

@@ -41,7 +41,8 @@ describe("DKIM signing", () => {
     eventually(`the sink's copy of "${subject}"`, () => sink.transactions.find((t) => t.body?.toString("latin1").includes(`Subject: ${subject}\r\n`)));
   const fields = (tx: SinkTransaction) => tx.body!.toString("latin1").replace(/\r\n[ \t]/g, " ").split("\r\n\r\n")[0]!.split("\r\n");
 
-  test("before any key exists, mail leaves unsigned", async () => {
+  test("before any key exists, mail leaves unsigned (and the start says so)", async () => {
+    await server.waitForLog((l) => l.msg === "no DKIM keys: mail leaves unsigned (petrel dkim generate DOMAIN makes one)" && l.keyDir === `${server.dataDir}/dkim`);
     await submit(server, ["friend@far.test"], "no key yet");
     const tx = await received("no key yet");
     assert.ok(!fields(tx).some((f) => /^DKIM-Signature:/i.test(f)));

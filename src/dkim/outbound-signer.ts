@@ -32,6 +32,18 @@ export class OutboundSigner {
 
   constructor(private readonly opts: OutboundSignerOptions) {}
 
+  /** Logs the keys found at start (and each unusable file), so the administrator sees what will sign. Never rejects. */
+  async logKeys(): Promise<void> {
+    try {
+      const { keys, problems } = await this.opts.keys.list();
+      for (const p of problems) (this.reported.add(p), this.opts.log.error({ problem: p }, "unusable DKIM key"));
+      if (keys.length === 0) this.opts.log.info({ keyDir: this.opts.keys.dir }, "no DKIM keys: mail leaves unsigned (petrel dkim generate DOMAIN makes one)");
+      else this.opts.log.info({ keys: keys.map((k) => `${k.domain} ${k.selector} ${k.algorithm}`) }, "DKIM signing keys");
+    } catch (err) {
+      this.opts.log.error({ keyDir: this.opts.keys.dir, err: (err as Error).message }, "cannot read the DKIM key folder");
+    }
+  }
+
   /** The DKIM-Signature fields to send in front of the message (ending in CRLF), or none. Never rejects. */
   fieldsFor(m: QueuedMessage): Promise<Buffer> {
     const source = m.envelope.source;
