@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { startDnsServer, type DnsServer } from "./helpers/dns-server.js";
 import { eventually, submit } from "./helpers/relay.js";
-import { startTestServer, type TestServer } from "./helpers/server.js";
+import { runProgram } from "./helpers/run.js";
+import { PETREL_BIN, startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { SmtpSink, type SinkTransaction } from "../src/testing/smtp-sink.js";
 import { mailauthDkimVerify, pythonDkimVerifyAll, txtRecords } from "../src/testing/dkim-verifiers.js";
@@ -55,7 +56,7 @@ describe("DKIM signing", () => {
     assert.equal(
       r.stderr,
       `petrel: wrote ${server.dataDir}/dkim/example.test/mail-rsa.rsa.key (RSA 2048). Mail from @example.test is signed with it from now on.\n` +
-        "petrel: publish the TXT record above in the DNS of example.test, then check it with: dig +short TXT mail-rsa._domainkey.example.test\n",
+        "petrel: publish the TXT record above in the DNS of example.test, then check it with: petrel dkim check example.test\n",
     );
     const e = server.petrel(["dkim", "generate", "example.test", "--algorithm", "ed25519", "--selector", "mail-ed"]);
     assert.equal(e.status, 0, e.stderr);
@@ -98,6 +99,35 @@ describe("DKIM signing", () => {
     assert.equal(lines[4], `    ${records[1]}`);
     assert.match(lines[5]!, /^mx\.petrel\.test +bounces +ed25519 +\S+Z$/);
     assert.equal(lines[6], `    ${records[2]}`);
+  });
+
+  test("dkim check looks the records up through [dns] servers: MISSING and exit 1 until published, then ok; a stale record is WRONG", async () => {
+    // Not server.petrel (spawnSync): the test's DNS server answers from this process's event loop.
+    const check = (...args: string[]) => runProgram(PETREL_BIN, ["dkim", "check", ...args, "--config", server.configPath]);
+    const missing = await check("example.test");
+    assert.equal(missing.status, 1);
+    assert.equal(
+      missing.stdout,
+      "MISSING   mail-rsa._domainkey.example.test (rsa): no TXT record at mail-rsa._domainkey.example.test\n" +
+        "MISSING   mail-ed._domainkey.example.test (ed25519): no TXT record at mail-ed._domainkey.example.test\n",
+    );
+    const zone = txtRecords(records);
+    const published = Object.fromEntries([...zone].map(([name, value]) => [name, { TXT: [value] }]));
+    dns.setZone({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] }, ...published });
+    const ok = await check();
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    assert.equal(
+      ok.stdout,
+      "ok        mail-rsa._domainkey.example.test (rsa)\n" +
+        "ok        mail-ed._domainkey.example.test (ed25519)\n" +
+        "ok        bounces._domainkey.mx.petrel.test (ed25519)\n",
+    );
+    dns.setZone({ ...published, "mail-ed._domainkey.example.test": { TXT: [zone.get("bounces._domainkey.mx.petrel.test")!] }, "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
+    const wrong = await check("example.test");
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stdout, /\nWRONG     mail-ed\._domainkey\.example\.test \(ed25519\): the record's p= is another key \(an old one, or copied incompletely\)\n$/);
+    assert.match((await check("nowhere.test")).stderr, /^petrel: no DKIM key for nowhere\.test \(petrel dkim generate nowhere\.test makes one\)\n$/);
+    dns.setZone({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] }, ...published });
   });
 
   test("a submitted message leaves with an RSA and an Ed25519 signature that python3-dkim and mailauth verify; a changed body fails", async () => {

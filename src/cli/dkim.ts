@@ -1,14 +1,17 @@
-// petrel dkim generate|list: DKIM keys for signing outgoing mail (src/dkim/). generate makes a key pair
-// under [dkim] key_dir (data_dir/dkim/<domain>/<selector>.<alg>.key) and prints the DNS TXT record to
-// publish on stdout; explanations and the check command go to stderr, so `> record.txt` keeps only the
-// record. list prints every key with its record. A domain that is not one of ours is allowed (a sender
-// subdomain, a key made before the domain is added) with a warning. Input is validated before any write.
+// petrel dkim generate|list|check: DKIM keys for signing outgoing mail (src/dkim/). generate makes a key
+// pair under [dkim] key_dir (data_dir/dkim/<domain>/<selector>.<alg>.key) and prints the DNS TXT record
+// to publish on stdout; explanations and the check command go to stderr, so `> record.txt` keeps only
+// the record. list prints every key with its record; check looks each record up through [dns] servers.
+// A domain that is not one of ours is allowed (a sender subdomain, a key made before the domain is
+// added) with a warning. Input is validated before any write.
+import { Resolver } from "node:dns/promises";
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../core/errors.js";
 import type { LoadedConfig } from "../config/load.js";
-import { DKIM_ALGORITHMS, DkimKeyStore, dnsRecord, recordName, RSA_BITS, type DkimAlgorithm, type DkimKey, type KeyOwner } from "../dkim/dkim-keys.js";
+import { DKIM_ALGORITHMS, DkimKeyStore, dnsRecord, recordName, RSA_BITS, signingDomain, type DkimAlgorithm, type DkimKey, type KeyOwner } from "../dkim/dkim-keys.js";
+import { checkPublished } from "../dkim/published-key.js";
 import { preparePrivateDir } from "../store/data-dir.js";
 import { CONFIG_HELP, loadCliConfig, note, oneLineErrors, type ConfigOption } from "./context.js";
 
@@ -44,7 +47,7 @@ export function registerDkim(program: Command): void {
         note(`warning: ${key.domain} is not in "domains" of the config; mail is signed with this key only when its From: domain is exactly ${key.domain}`);
       const kind = key.algorithm === "rsa" ? `RSA ${RSA_BITS}` : "Ed25519";
       note(`wrote ${key.file} (${kind}). ${config.dkim.sign ? `Mail from @${key.domain} is signed with it from now on.` : "Signing is off ([dkim] sign = false)."}`);
-      note(`publish the TXT record above in the DNS of ${key.domain}, then check it with: dig +short TXT ${recordName(key)}`);
+      note(`publish the TXT record above in the DNS of ${key.domain}, then check it with: petrel dkim check ${key.domain}`);
     });
   dkim
     .command("list")
@@ -55,6 +58,30 @@ export function registerDkim(program: Command): void {
       const { keys, problems } = await keyStore(config).list();
       process.stdout.write(formatKeyList(keys));
       for (const p of problems) note(p);
+    });
+  dkim
+    .command("check")
+    .description("look up each key's TXT record in DNS ([dns] servers) and say whether it is published correctly")
+    .argument("[domain]", "only this domain's keys")
+    .option("--config <file>", CONFIG_HELP)
+    .action(async (domain: string | undefined, opts: ConfigOption) => {
+      const config = loadCliConfig(opts);
+      const wanted = domain === undefined ? null : signingDomain(domain);
+      if (domain !== undefined && !wanted) throw new UsageError(`not a domain name: ${JSON.stringify(domain)}`);
+      const { keys, problems } = await keyStore(config).list();
+      for (const p of problems) note(p);
+      const chosen = keys.filter((k) => wanted === null || k.domain === wanted);
+      if (chosen.length === 0) throw new UsageError(wanted ? `no DKIM key for ${wanted} (petrel dkim generate ${wanted} makes one)` : "no DKIM keys (petrel dkim generate DOMAIN makes one)");
+      const resolver = new Resolver({ timeout: 2500, tries: 2 });
+      if (config.dns.servers.length > 0) resolver.setServers([...config.dns.servers]);
+      let bad = 0;
+      for (const key of chosen) {
+        const state = await checkPublished(key, (name) => resolver.resolveTxt(name));
+        if (state.kind !== "ok") bad++;
+        const label = { ok: "ok", missing: "MISSING", wrong: "WRONG", "dns-error": "DNS-ERROR" }[state.kind];
+        process.stdout.write(`${label.padEnd(9)} ${recordName(key)} (${key.algorithm})${state.kind === "ok" ? "" : `: ${state.detail}`}\n`);
+      }
+      if (bad > 0) process.exitCode = 1;
     });
 }
 
