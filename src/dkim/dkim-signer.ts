@@ -21,6 +21,8 @@ export interface SignOptions {
   /** Field names listed once more than they occur, so an added field breaks the signature (§8.15). */
   readonly oversign: readonly string[];
   readonly now?: () => Date;
+  /** When set, only a From: in this domain is signed (the envelope sender's, which submission ties to the user). */
+  readonly fromDomainMustBe?: string;
 }
 
 export type SignResult =
@@ -42,6 +44,8 @@ export async function signMessage(content: AsyncIterable<Buffer>, keysFor: KeysF
     const fields = headerFields(section);
     const domain = fromDomain(fields);
     if (typeof domain !== "string") return domain;
+    if (opts.fromDomainMustBe !== undefined && domain !== opts.fromDomainMustBe)
+      return { kind: "unsigned", reason: `the From: domain ${domain} is not the envelope sender's domain ${opts.fromDomainMustBe || "(none)"}` };
     const keys = await keysFor(domain);
     if (keys.length === 0) return { kind: "unsigned", reason: `no DKIM key for ${domain}` };
     plan = { domain, keys, fields };

@@ -50,6 +50,16 @@ describe("outbound signer", () => {
     assert.ok(lines.some((l) => l.id === "Msubmission" && l.dkim === "signed" && l.domain === "example.test"));
   });
 
+  test("an authenticated user's mail is signed only when its From: domain is the envelope sender's", async () => {
+    const s = signer();
+    const as = (id: string, sender: string, source: QueueSource): QueuedMessage => ({ ...message(id, source), envelope: { ...message(id, source).envelope, sender } });
+    assert.equal((await s.fieldsFor(as("Mother", "mallory@other.test", "submission"))).length, 0);
+    assert.ok(lines.some((l) => l.id === "Mother" && l.reason === "the From: domain example.test is not the envelope sender's domain other.test"));
+    assert.equal((await s.fieldsFor(as("Mnull", "", "submission"))).length, 0);
+    assert.ok((await s.fieldsFor(as("Mcase", "Alice@EXAMPLE.test", "submission"))).length > 0);
+    assert.ok((await s.fieldsFor(as("Mcron", "root@mx.example.test", "local"))).length > 0, "sendmail (the administrator) may sign any From: with a key");
+  });
+
   test("concurrent attempts for several domains share one signing; later attempts reuse it", async () => {
     let opens = 0;
     const s = signer((f) => (opens++, crlfContent(f)));

@@ -1,13 +1,16 @@
 // The relay's DKIM step: the DKIM-Signature fields for a queued message as it leaves (the transport
 // sends them in front of the file). Signs only what our own side sent: envelope source submission (an
-// authenticated user), local (petrel sendmail) or bounce; mail from outside that an alias or list
-// forwards is sent as it came, even with a From: in one of our domains (it may be forged). One signing
-// per message serves every attempt and every destination domain for a while (t= keeps the first
-// signing time); a failure to sign never stops delivery: the message goes unsigned and the log says why.
+// authenticated user, and then only a From: in the envelope sender's domain, so one user cannot get
+// another domain's signature on a From: of their choosing), local (petrel sendmail, which only the
+// data_dir's owner and root may use) and bounces. Mail from outside that an alias or list forwards is
+// sent as it came, even with a From: in one of our domains (it may be forged). One signing per message
+// serves every attempt and every destination domain for a while (t= keeps the first signing time); a
+// failure to sign never stops delivery: the message goes unsigned and the log says why.
 import type { Logger } from "../core/log.js";
 import type { QueueSource } from "../queue/queue-entry.js";
 import type { QueuedMessage } from "../queue/queue-scan.js";
-import type { DkimKeyStore } from "./dkim-keys.js";
+import { parseAddress } from "../core/address.js";
+import { signingDomain, type DkimKeyStore } from "./dkim-keys.js";
 import { signMessage, type SignOptions } from "./dkim-signer.js";
 
 /** Sources whose messages are ours to sign. */
@@ -16,6 +19,12 @@ export const SIGNED_SOURCES: readonly QueueSource[] = ["submission", "local", "b
 const CACHE_ENTRIES = 512;
 const CACHE_MS = 10 * 60 * 1000;
 const EMPTY = Buffer.alloc(0);
+
+/** The envelope sender's domain as a d= value; "" when it has none (which then matches no From:). */
+function senderDomain(sender: string): string {
+  const a = parseAddress(sender);
+  return (a && signingDomain(a.domain)) ?? "";
+}
 
 export interface OutboundSignerOptions extends SignOptions {
   readonly keys: DkimKeyStore;
@@ -65,7 +74,9 @@ export class OutboundSigner {
         for (const p of found.problems) if (!this.reported.has(p)) (this.reported.add(p), log.error({ problem: p }, "unusable DKIM key"));
         return found.keys;
       };
-      const r = await signMessage(this.opts.open(m.messagePath), keysFor, this.opts);
+      // Users may put any From: in their mail: only their envelope sender's domain is signed for them.
+      const fromDomainMustBe = m.envelope.source === "submission" ? senderDomain(m.envelope.sender) : undefined;
+      const r = await signMessage(this.opts.open(m.messagePath), keysFor, { ...this.opts, ...(fromDomainMustBe !== undefined ? { fromDomainMustBe } : {}) });
       if (r.kind === "signed") {
         log.info({ dkim: "signed", domain: r.domain, selectors: r.selectors }, "DKIM-signed");
         return r.fields;
