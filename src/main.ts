@@ -34,7 +34,7 @@ import { QueueRunner } from "./delivery/queue-runner.js";
 import { QueueScheduler } from "./delivery/queue-scheduler.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
-import { DkimKeyStore } from "./dkim/dkim-keys.js";
+import { DkimKeyStore } from "./dkim/dkim-key-store.js";
 import { OutboundSigner } from "./dkim/outbound-signer.js";
 import { crlfContent } from "./queue/queued-content.js";
 import { deleteEntry, readEntry } from "./queue/queue-scan.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../core/errors.js";
 import type { LoadedConfig } from "../config/load.js";
-import { DKIM_ALGORITHMS, DkimKeyStore, dnsRecord, recordName, RSA_BITS, signingDomain, type DkimAlgorithm, type DkimKey, type KeyOwner } from "../dkim/dkim-keys.js";
+import { DKIM_ALGORITHMS, DkimKeyStore, dnsRecord, recordName, RSA_BITS, signingDomain, type DkimAlgorithm, type DkimKey, type KeyOwner } from "../dkim/dkim-key-store.js";
 import { checkPublished } from "../dkim/published-key.js";
 import { preparePrivateDir } from "../store/data-dir.js";
 import { CONFIG_HELP, loadCliConfig, note, oneLineErrors, type ConfigOption } from "./context.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { DKIM_OVERSIGNED_HEADERS, DKIM_SIGNED_HEADERS } from "../config/schema.js";
 import { mailauthDkimVerify, pythonDkimVerify, pythonDkimVerifyAll, txtRecords } from "../testing/dkim-verifiers.js";
-import { DkimKeyStore, dnsRecord, type DkimKey } from "./dkim-keys.js";
+import { DkimKeyStore, dnsRecord, type DkimKey } from "./dkim-key-store.js";
 import { MAX_HEADER, signMessage, type SignOptions } from "./dkim-signer.js";
 
 const OPTS: SignOptions = { headers: DKIM_SIGNED_HEADERS, oversign: DKIM_OVERSIGNED_HEADERS, now: () => new Date("2026-11-30T12:00:00Z") };

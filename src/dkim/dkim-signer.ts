@@ -9,7 +9,7 @@ import crypto from "node:crypto";
 import { parseAddressList } from "../core/address-list.js";
 import { parseAddress } from "../core/address.js";
 import { headerFields, headerSectionEnd, type HeaderField } from "../spool/header-fields.js";
-import { signingDomain, type DkimKey } from "./dkim-keys.js";
+import { signingDomain, type DkimKey } from "./dkim-key-store.js";
 import { RelaxedBodyHash, relaxedHeaderField } from "./relaxed-canonicalization.js";
 
 /** Header sections longer than this are not signed (Postfix's header_size_limit is 100 KB). */

@@ -12,7 +12,7 @@ import type { QueueEnvelope, QueueSource } from "../queue/queue-entry.js";
 import type { QueuedMessage } from "../queue/queue-scan.js";
 import { crlfContent } from "../queue/queued-content.js";
 import { pythonDkimVerifyAll, txtRecords } from "../testing/dkim-verifiers.js";
-import { DkimKeyStore, dnsRecord } from "./dkim-keys.js";
+import { DkimKeyStore, dnsRecord } from "./dkim-key-store.js";
 import { OutboundSigner } from "./outbound-signer.js";
 
 describe("outbound signer", () => {

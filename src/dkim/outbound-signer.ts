@@ -10,7 +10,7 @@ import type { Logger } from "../core/log.js";
 import type { QueueSource } from "../queue/queue-entry.js";
 import type { QueuedMessage } from "../queue/queue-scan.js";
 import { parseAddress } from "../core/address.js";
-import { signingDomain, type DkimKeyStore } from "./dkim-keys.js";
+import { signingDomain, type DkimKeyStore } from "./dkim-key-store.js";
 import { signMessage, type SignOptions } from "./dkim-signer.js";
 
 /** Sources whose messages are ours to sign. */

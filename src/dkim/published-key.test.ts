@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DkimKeyStore, dnsRecord, recordValue, type DkimKey } from "./dkim-keys.js";
+import { DkimKeyStore, dnsRecord, recordValue, type DkimKey } from "./dkim-key-store.js";
 import { checkPublished, type ResolveTxt } from "./published-key.js";
 
 describe("checkPublished", () => {

@@ -2,7 +2,7 @@
 // <selector>._domainkey.<domain> (RFC 6376 §3.6.2), its strings joined, parsed as a tag list (§3.2),
 // k= (default rsa) and p= (white space removed) compared with the key. For `petrel dkim check`.
 // Trusts nothing in the answer; a DNS failure is its own result, never "missing".
-import { publicKeyValue, recordName, type DkimKey } from "./dkim-keys.js";
+import { publicKeyValue, recordName, type DkimKey } from "./dkim-key-store.js";
 
 /** node:dns/promises' resolveTxt, or a test's. */
 export type ResolveTxt = (name: string) => Promise<string[][]>;

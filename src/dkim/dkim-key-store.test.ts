@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { UsageError } from "../core/errors.js";
 import { txtRecords } from "../testing/dkim-verifiers.js";
-import { defaultSelector, DkimKeyStore, dnsRecord, signingDomain } from "./dkim-keys.js";
+import { defaultSelector, DkimKeyStore, dnsRecord, signingDomain } from "./dkim-key-store.js";
 
 describe("DKIM key store", () => {
   let dir: string;
