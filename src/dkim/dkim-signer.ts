@@ -33,62 +33,61 @@ export type SignResult =
 /** Where a domain's keys come from (the key store, or a list in tests). */
 export type KeysFor = (domain: string) => Promise<readonly DkimKey[]>;
 
+interface Plan {
+  readonly domain: string;
+  readonly keys: readonly DkimKey[];
+  readonly header: Buffer;
+  readonly fields: readonly HeaderField[];
+}
+
 /** Signs `content` (the message as sent: CRLF line ends) with every key of its From: domain. */
 export async function signMessage(content: AsyncIterable<Buffer>, keysFor: KeysFor, opts: SignOptions): Promise<SignResult> {
-  const headerChunks: Buffer[] = [];
-  let headerBytes = 0;
-  let header: Buffer | null = null;
-  let body: RelaxedBodyHash | null = null;
-  let plan: { domain: string; keys: readonly DkimKey[]; fields: HeaderField[] } | null = null;
-  const start = async (section: Buffer): Promise<SignResult | null> => {
-    const fields = headerFields(section);
+  /** What will be signed, from the header section; or why nothing is. */
+  const plan = async (header: Buffer): Promise<Plan | SignResult> => {
+    const fields = headerFields(header);
     const domain = fromDomain(fields);
     if (typeof domain !== "string") return domain;
     if (opts.fromDomainMustBe !== undefined && domain !== opts.fromDomainMustBe)
       return { kind: "unsigned", reason: `the From: domain ${domain} is not the envelope sender's domain ${opts.fromDomainMustBe || "(none)"}` };
     const keys = await keysFor(domain);
     if (keys.length === 0) return { kind: "unsigned", reason: `no DKIM key for ${domain}` };
-    plan = { domain, keys, fields };
-    return null;
+    return { domain, keys, header, fields };
   };
+  const tooLong: SignResult = { kind: "unsigned", reason: `header section longer than ${MAX_HEADER} octets` };
+  const notField: SignResult = { kind: "unsigned", reason: "a line in the header section is not a header field" };
+  let pending: Buffer = Buffer.alloc(0);
+  let ready: Plan | null = null;
+  let body: RelaxedBodyHash | null = null;
   for await (const chunk of content) {
     if (body) {
       body.update(chunk);
       continue;
     }
-    headerChunks.push(chunk);
-    headerBytes += chunk.length;
-    const all = headerChunks.length === 1 ? chunk : Buffer.concat(headerChunks);
-    headerChunks.length = 0;
-    headerChunks.push(all);
-    const end = headerSectionEnd(all, false);
-    if ((end ?? headerBytes) > MAX_HEADER) return { kind: "unsigned", reason: `header section longer than ${MAX_HEADER} octets` };
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    const end = headerSectionEnd(pending, false);
+    if ((end ?? pending.length) > MAX_HEADER) return tooLong;
     if (end === null) continue;
-    header = all.subarray(0, end);
     // A line that is not a field ended the section: a verifier would still read it as header.
-    if (!endsWithEmptyLine(header)) return { kind: "unsigned", reason: "a line in the header section is not a header field" };
-    const stop = await start(header);
-    if (stop) return stop; // leaving the loop closes the file
+    if (!endsWithEmptyLine(pending.subarray(0, end))) return notField;
+    const p = await plan(pending.subarray(0, end));
+    if (!("keys" in p)) return p; // leaving the loop closes the file
+    ready = p;
     body = new RelaxedBodyHash();
-    body.update(all.subarray(end));
+    body.update(pending.subarray(end));
   }
-  if (!body) {
+  if (!ready) {
     // No empty line: the whole message is header, the body empty (RFC 5322 §2.1).
-    header = Buffer.concat(headerChunks);
-    if (header.length > MAX_HEADER) return { kind: "unsigned", reason: `header section longer than ${MAX_HEADER} octets` };
-    const end = headerSectionEnd(header, true);
-    if (end !== header.length) return { kind: "unsigned", reason: "the header section does not end in an empty line" };
-    const stop = await start(header);
-    if (stop) return stop;
-    body = new RelaxedBodyHash();
+    if (pending.length > MAX_HEADER) return tooLong;
+    if (headerSectionEnd(pending, true) !== pending.length) return notField;
+    const p = await plan(pending);
+    if (!("keys" in p)) return p;
+    ready = p;
   }
-  const p = plan as { domain: string; keys: readonly DkimKey[]; fields: HeaderField[] } | null;
-  if (!p || !header) return { kind: "unsigned", reason: "no header section" };
-  const bh = body.digest();
-  const now = Math.floor((opts.now?.() ?? new Date()).getTime() / 1000);
-  const { names, canonical } = signedHeaders(header, p.fields, opts);
-  const fields = p.keys.map((key) => signatureField(key, { names, canonical, bh, t: now }));
-  return { kind: "signed", domain: p.domain, selectors: p.keys.map((k) => k.selector), fields: Buffer.from(fields.join(""), "latin1") };
+  const bh = (body ?? new RelaxedBodyHash()).digest();
+  const t = Math.floor((opts.now?.() ?? new Date()).getTime() / 1000);
+  const { names, canonical } = signedHeaders(ready.header, ready.fields, opts);
+  const fields = ready.keys.map((key) => signatureField(key, { names, canonical, bh, t }));
+  return { kind: "signed", domain: ready.domain, selectors: ready.keys.map((k) => k.selector), fields: Buffer.from(fields.join(""), "latin1") };
 }
 
 /** The section ends with its empty line (or is only that line). */
