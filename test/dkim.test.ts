@@ -6,6 +6,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { startDnsServer, type DnsServer } from "./helpers/dns-server.js";
 import { eventually, submit } from "./helpers/relay.js";
 import { runProgram } from "./helpers/run.js";
@@ -240,4 +242,22 @@ describe("DKIM signing of a 50 MB message", { skip: process.platform !== "linux"
     console.log(`# 50 MB received, signed and relayed: peak RSS ${(baseline / 1024).toFixed(1)} MB -> +${grownMb.toFixed(1)} MB`);
     assert.ok(grownMb < 25, `peak RSS grew by ${grownMb.toFixed(1)} MB`);
   });
+});
+
+test("root making a key in a data_dir that belongs to the server's user gives the key to that user (the server must read it)", { skip: process.getuid?.() !== 0 && "needs root" }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-dkim-owner-"));
+  try {
+    const dataDir = path.join(dir, "data");
+    fs.mkdirSync(dataDir, { mode: 0o700 });
+    fs.chownSync(dataDir, 65534, 65534);
+    fs.writeFileSync(path.join(dir, "petrel.toml"), `domains = ["example.test"]\ndata_dir = "${dataDir}"\n`);
+    const r = await runProgram(PETREL_BIN, ["dkim", "generate", "example.test", "--selector", "s", "--config", path.join(dir, "petrel.toml")]);
+    assert.equal(r.status, 0, r.stderr);
+    for (const p of ["dkim", "dkim/example.test", "dkim/example.test/s.rsa.key"]) {
+      const st = fs.statSync(path.join(dataDir, p));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [65534, 65534, p.endsWith(".key") ? 0o600 : 0o700], p);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
