@@ -84,18 +84,21 @@ describe("DKIM key store", () => {
     assert.equal(signingDomain("a..b"), null);
   });
 
-  test("list: every key by domain, RSA first; a corrupt file or one whose key does not match its name is reported, not used", async () => {
+  test("list: every key by domain, RSA first; a corrupt file, an RSA key under 1024 bits (RFC 8301) or one whose key does not match its name is reported, not used", async () => {
     await store.generate("b.test", { algorithm: "ed25519", selector: "e" });
     await store.generate("b.test", { algorithm: "rsa", selector: "r" });
     await store.generate("a.test", { algorithm: "rsa", selector: "r" });
     fs.writeFileSync(path.join(dir, "dkim", "a.test", "bad.rsa.key"), "not a key\n");
     fs.copyFileSync(path.join(dir, "dkim", "b.test", "e.ed25519.key"), path.join(dir, "dkim", "a.test", "wrong.rsa.key"));
     fs.writeFileSync(path.join(dir, "dkim", "a.test", "README"), "ignored\n");
+    const weak = crypto.generateKeyPairSync("rsa", { modulusLength: 768 }).privateKey.export({ type: "pkcs8", format: "pem" });
+    fs.writeFileSync(path.join(dir, "dkim", "a.test", "short.rsa.key"), weak);
     const { keys, problems } = await store.list();
     assert.deepEqual(keys.map((k) => `${k.domain} ${k.selector} ${k.algorithm}`), ["a.test r rsa", "b.test r rsa", "b.test e ed25519"]);
-    assert.equal(problems.length, 2);
+    assert.equal(problems.length, 3);
     assert.match(problems[0]!, /a\.test\/bad\.rsa\.key: .*skipped$/);
-    assert.match(problems[1]!, /a\.test\/wrong\.rsa\.key: holds an ed25519 key, not rsa, skipped$/);
+    assert.match(problems[1]!, /a\.test\/short\.rsa\.key: RSA key shorter than 1024 bits \(RFC 8301\), skipped$/);
+    assert.match(problems[2]!, /a\.test\/wrong\.rsa\.key: holds an ed25519 key, not rsa, skipped$/);
   });
 
   test("keysFor follows the folder: a key generated or removed while running is used or dropped for the next message", async () => {
