@@ -78,6 +78,16 @@ describe("DKIM key store", () => {
     await assert.rejects(store.generate("example.test", { algorithm: "rsa", selector: "-a" }), /not a selector/);
   });
 
+  test("two generates of one selector at once: one key is written, the other refused, no temporary file left", async () => {
+    const results = await Promise.allSettled([1, 2, 3].map(() => store.generate("example.test", { algorithm: "ed25519", selector: "race" })));
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) if (r.status === "rejected") assert.match((r.reason as Error).message, /exists already/);
+    const kept = results.find((r) => r.status === "fulfilled")!;
+    assert.deepEqual(fs.readdirSync(path.join(dir, "dkim", "example.test")), ["race.ed25519.key"]);
+    const onDisk = crypto.createPrivateKey(fs.readFileSync(path.join(dir, "dkim", "example.test", "race.ed25519.key")));
+    assert.ok(onDisk.equals((kept as PromiseFulfilledResult<{ privateKey: crypto.KeyObject }>).value.privateKey), "the key on disk is the one reported");
+  });
+
   test("signingDomain: lowercase A-labels; literals and junk refused", () => {
     assert.equal(signingDomain("Bücher.Example"), "xn--bcher-kva.example");
     assert.equal(signingDomain("[192.0.2.1]"), null);

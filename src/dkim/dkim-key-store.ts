@@ -117,11 +117,15 @@ export class DkimKeyStore {
     await writeFileSynced(tmp, pem, "wx");
     try {
       if (opts.owner) await fs.chown(tmp, opts.owner.uid, opts.owner.gid);
-      await fs.rename(tmp, file);
+      // Without --force, link() refuses a key that appeared meanwhile (another generate), where rename() would replace it.
+      if (opts.force) await fs.rename(tmp, file);
+      else await fs.link(tmp, file);
     } catch (err) {
       await fs.unlink(tmp).catch(() => undefined);
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new UsageError(`a key for selector ${selector} of ${domain} exists already (${file}); pass --selector NAME for a new one, or --force to replace it`);
       throw err;
     }
+    if (!opts.force) await fs.unlink(tmp);
     await fsyncDir(domainDir);
     const st = await fs.stat(file);
     return { domain, selector, algorithm: opts.algorithm, privateKey, file, created: st.mtime };
