@@ -42,6 +42,9 @@ import { QueueRunner } from "./delivery/queue-runner.js";
 import { QueueScheduler } from "./delivery/queue-scheduler.js";
 import { makeRouter } from "./delivery/routing.js";
 import { SmtpTransport } from "./delivery/smtp-transport.js";
+import { DkimKeyStore } from "./dkim/dkim-key-store.js";
+import { OutboundSigner } from "./dkim/outbound-signer.js";
+import { crlfContent } from "./queue/queued-content.js";
 import { deleteEntry, readEntry } from "./queue/queue-scan.js";
 import { QueueState } from "./queue/queue-state.js";
 import { ServerCertificates } from "./tls/server-certificates.js";
@@ -250,6 +253,14 @@ export function newQueueId(): string {
 }
 
 
+/** DKIM signing of what leaves: keys under [dkim] key_dir (relative to data_dir), read as they change. */
+function dkimSigner(config: LoadedConfig, log: Logger): OutboundSigner {
+  const k = config.dkim;
+  const signer = new OutboundSigner({ keys: new DkimKeyStore(path.resolve(config.data_dir, k.key_dir)), headers: k.headers, oversign: k.oversign, open: crlfContent, log });
+  void signer.logKeys();
+  return signer;
+}
+
 interface Relay {
   readonly etrn: { flush(domain: string, subdomains: boolean): Promise<number>; isLocalDomain(domain: string): boolean };
   start(): Promise<void>;
@@ -268,6 +279,7 @@ function startRelay(config: LoadedConfig, log: Logger, store: AccountStore, spoo
   const state = new QueueState(queueDir);
   const password = d.smarthost_password ?? (d.smarthost_password_file ? fs.readFileSync(d.smarthost_password_file, "utf8").split(/\r?\n/)[0] : undefined);
   const transport = new SmtpTransport({
+    ...(config.dkim.sign ? { signer: dkimSigner(config, relayLog) } : {}),
     helo: config.hostname,
     requireTls: d.require_tls,
     requireTlsDomains: d.require_tls_domains,

@@ -1,4 +1,4 @@
-// The petrel command line: one subcommand group per file (serve, user, alias, list, queue, sendmail, spam).
+// The petrel command line: one subcommand group per file (serve, user, alias, list, queue, sendmail, spam, dkim).
 // Run through a link named "sendmail" it is `petrel sendmail`, through one named "mailq" `petrel queue
 // list` (argv[1]'s basename). sendmail's options are not commander's: it is dispatched before parsing.
 // Every command takes --config FILE (else $PETREL_CONFIG, ./petrel.toml, /etc/petrel/petrel.toml,
@@ -16,6 +16,7 @@ import { registerList } from "./list.js";
 import { registerQueue } from "./queue.js";
 import { registerSendmail, runSendmail } from "./sendmail.js";
 import { registerSpam } from "./spam.js";
+import { registerDkim } from "./dkim.js";
 
 process.umask(0o077);
 
@@ -39,6 +40,7 @@ registerList(program);
 registerQueue(program);
 registerSendmail(program);
 registerSpam(program);
+registerDkim(program);
 
 try {
   await program.parseAsync(argv);

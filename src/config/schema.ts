@@ -96,6 +96,17 @@ const httpUrl = z.string().refine((s) => {
   }
 }, 'expected an http:// URL like "http://127.0.0.1:11333", or "" for none');
 
+/** A header field name (RFC 5322 §3.6.8: printable ASCII but the colon). */
+const headerName = z.string().regex(/^[\x21-\x39\x3b-\x7e]+$/, "expected a header field name like Subject");
+/** What [dkim] signs by default: the fields a reader sees and the MIME structure, and list fields when present. */
+export const DKIM_SIGNED_HEADERS = [
+  "From", "Reply-To", "Subject", "Date", "Message-ID", "To", "Cc", "In-Reply-To", "References", "MIME-Version",
+  "Content-Type", "Content-Transfer-Encoding", "Sender", "List-Id", "List-Help", "List-Unsubscribe",
+  "List-Unsubscribe-Post", "List-Subscribe", "List-Post", "List-Owner", "List-Archive",
+] as const;
+/** Oversigned by default: not the List-* fields or Reply-To and Sender, which mailing lists add. */
+export const DKIM_OVERSIGNED_HEADERS = ["From", "Subject", "Date", "Message-ID", "To", "Cc", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"] as const;
+
 export const configSchema = z.strictObject({
   hostname: hostName.default(() => os.hostname()),
   domains: z.array(mailDomain).min(1).default(["localhost"]),
@@ -258,6 +269,22 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   log: z.strictObject({ level: z.enum(LOG_LEVELS).default("info") }).prefault({}),
+  dkim: z
+    .strictObject({
+      /** DKIM-sign mail our users and Petrel send (submission, sendmail, bounces) whose From: domain has keys. */
+      sign: z.boolean().default(true),
+      /** Where `petrel dkim generate` puts keys and the relay finds them; relative to data_dir. */
+      key_dir: z.string().min(1).default("dkim"),
+      /** Header fields signed (each instance present); From must be one (RFC 6376 §5.4). */
+      headers: z
+        .array(headerName)
+        .min(1)
+        .refine((l) => l.some((n) => n.toLowerCase() === "from"), "must include From (RFC 6376 section 5.4)")
+        .default([...DKIM_SIGNED_HEADERS]),
+      /** Fields signed once more than they occur, so one added later breaks the signature (RFC 6376 §8.15). */
+      oversign: z.array(headerName).default([...DKIM_OVERSIGNED_HEADERS]),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -93,6 +93,7 @@ export class BounceSender implements Bounces {
     const msg = await this.deps.spool.open({
       id,
       sender: "",
+      source: "bounce",
       recipients: [{ address: envelope.sender, route }],
       helo: this.deps.hostname,
       peerAddress: "127.0.0.1",

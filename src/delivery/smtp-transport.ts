@@ -1,6 +1,7 @@
 // The runner's Transport over Petrel's SMTP client: one connection per attempt (greeting, EHLO,
 // STARTTLS, AUTH for a smarthost), one transaction for the domain's recipients, the content streamed
-// from the queue file with CRLF line ends (queue/queued-content.ts). MX hosts get opportunistic,
+// from the queue file with CRLF line ends (queue/queued-content.ts), after the fields an optional signer
+// puts in front (DKIM-Signature, dkim/outbound-signer.ts). MX hosts get opportunistic,
 // unverified STARTTLS unless TLS is required for all or for the domain; a smarthost gets its
 // configured security and credentials. A connection that cannot be made or used is "unreachable"
 // (the runner tries the next address, then defers). Never logs a password.
@@ -23,6 +24,13 @@ export interface SmtpTransportOptions {
     readonly auth?: { readonly user: string; readonly password: string };
   };
   readonly timeouts?: Partial<ClientTimeouts>;
+  /** Header fields to send in front of each message (DKIM signatures: dkim/outbound-signer.ts). */
+  readonly signer?: OutboundFields;
+}
+
+/** What the transport asks before sending a message: complete header fields ending in CRLF, or none. Never rejects. */
+export interface OutboundFields {
+  fieldsFor(m: QueuedMessage): Promise<Buffer>;
 }
 
 export class SmtpTransport implements Transport {
@@ -102,6 +110,7 @@ export class SmtpTransport implements Transport {
   private async sendOn(conn: SmtpClientConnection, key: string, m: QueuedMessage, recipients: readonly string[]): Promise<AttemptResult | "stale"> {
     try {
       const facts = await measure(m.messagePath);
+      const prefix = this.opts.signer ? await this.opts.signer.fieldsFor(m) : null;
       const env = m.envelope;
       const byTo = new Map(env.recipients.map((r) => [r.to, r]));
       const notify = new Map<string, string>();
@@ -114,10 +123,10 @@ export class SmtpTransport implements Transport {
       const { results } = await conn.send({
         sender: env.sender,
         recipients,
-        size: facts.size,
+        size: facts.size + (prefix?.length ?? 0),
         eightBit: facts.eightBit,
         smtpUtf8: !isAscii(env.sender) || recipients.some((r) => !isAscii(r)),
-        open: () => crlfContent(m.messagePath),
+        open: () => (prefix?.length ? prefixed(prefix, crlfContent(m.messagePath)) : crlfContent(m.messagePath)),
         dsn: { ...(env.ret ? { ret: env.ret } : {}), ...(env.envid ? { envid: env.envid } : {}), notify, orcpt },
       });
       this.keep(key, conn);
@@ -134,6 +143,12 @@ export class SmtpTransport implements Transport {
 
 /** How long an unused connection stays open for the next message to the same place. */
 const IDLE_MS = 5000;
+
+/** `first`, then the content. */
+async function* prefixed(first: Buffer, content: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield first;
+  yield* content;
+}
 
 function reasonOf(err: unknown): string {
   if (err instanceof ClientError) return err.reply ? `${err.message} (${err.reply.code} ${err.reply.lines.join(" ")})` : err.message;

@@ -40,14 +40,23 @@ export interface QueueEnvelope {
   /** RFC 3461 RET and ENVID, when the client gave them. */
   readonly ret?: "FULL" | "HDRS";
   readonly envid?: string;
+  /**
+   * How the message came in (the spool's Envelope source): the relay DKIM-signs only what our own users
+   * and Petrel sent (submission, local, bounce), never mail from outside forwarded by an alias or list.
+   * Absent in entries written before it was recorded.
+   */
+  readonly source?: QueueSource;
 }
 
-export function queueEnvelope(id: string, sender: string, receivedAt: Date, recipients: readonly string[], dsn?: QueueDsn): QueueEnvelope {
+export type QueueSource = "smtp" | "submission" | "local" | "bounce";
+
+export function queueEnvelope(id: string, sender: string, receivedAt: Date, recipients: readonly string[], dsn?: QueueDsn, source?: QueueSource): QueueEnvelope {
   return {
     version: 2,
     id,
     sender,
     received: receivedAt.toISOString(),
+    ...(source ? { source } : {}),
     ...(dsn?.ret ? { ret: dsn.ret } : {}),
     ...(dsn?.envid ? { envid: dsn.envid } : {}),
     recipients: recipients.map((to) => ({ to, ...(dsn?.recipients[to] ?? {}), state: { kind: "scheduled" }, attempts: 0, next_attempt: receivedAt.toISOString() })),

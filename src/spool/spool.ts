@@ -573,7 +573,7 @@ export class IncomingMessage {
 
   private async writeEnvelope(): Promise<Rename> {
     const q = queuePaths(path.join(this.ctx.dataDir, "queue"), this.env.id);
-    const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote, dsnOf(this.env));
+    const record = queueEnvelope(this.env.id, this.env.sender, this.env.receivedAt, this.remote, dsnOf(this.env), this.env.source);
     this.envelopeTmp = q.envelopeTmp;
     await writeFileSynced(q.envelopeTmp, JSON.stringify(record, null, 1) + "\n");
     return { from: q.envelopeTmp, to: q.envelope };
