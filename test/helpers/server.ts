@@ -21,6 +21,8 @@ export interface StartOptions {
   readonly openFileLimit?: number;
   /** Environment for the server process (added to this process's), e.g. PETREL_FAULT. */
   readonly env?: NodeJS.ProcessEnv;
+  /** Run the inbound checks (auth, Bayes) as a real server does; off by default (see withoutChecks). */
+  readonly checks?: boolean;
   /** The [dns] servers entry (default "127.0.0.1:53"): a loopback DNS server of the test. */
   readonly dns?: string;
   /** Also start these listeners on random ports (they are off by default in tests). */
@@ -57,6 +59,16 @@ export interface TestServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * The inbound checks (SPF/DKIM/DMARC/ARC, Bayes) are off unless a test asks for them: they add header
+ * fields to every stored copy, and most tests compare stored bytes. Keys go into the test's own
+ * [auth] / [spam] tables when it has them.
+ */
+function withoutChecks(toml: string): string {
+  const set = (t: string, table: string, line: string) => (t.includes(`[${table}]`) ? t.replace(`[${table}]`, `[${table}]\n${line}`) : `${t}\n[${table}]\n${line}\n`);
+  return set(set(toml, "auth", "checks = false"), "spam", "bayes = false");
+}
+
 export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "petrel-test-"));
   const dataDir = path.join(dir, "data");
@@ -76,7 +88,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
       `pop3s = [${opts.listeners?.includes("pop3s") ? '"127.0.0.1:0"' : ""}]`,
       "[dns]",
       `servers = [${JSON.stringify(opts.dns ?? "127.0.0.1:53")}]`,
-      opts.toml ?? "",
+      opts.checks ? (opts.toml ?? "") : withoutChecks(opts.toml ?? ""),
       "",
     ].join("\n"),
   );
