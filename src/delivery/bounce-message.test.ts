@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import fc from "fast-check";
-import { bounceMessage, CrlfLines, field, MAX_DIAGNOSTIC, shouldBounce, type BounceInput, type BounceRecipient } from "./bounce-message.js";
+import { field } from "../core/header-field.js";
+import { bounceMessage, CrlfLines, MAX_DIAGNOSTIC, shouldBounce, type BounceInput, type BounceRecipient } from "./bounce-message.js";
 import { rfc5322Date } from "../spool/trace-headers.js";
 
 const ARRIVAL = new Date("2026-11-30T10:00:00Z");

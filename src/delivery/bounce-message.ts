@@ -9,7 +9,8 @@
 // (strictly "binary"), and a bounce with 8-bit parts or a UTF-8 To needs 8BITMIME/SMTPUTF8 to go out.
 import crypto from "node:crypto";
 import { isAscii } from "../core/address.js";
-import { headerText, rfc5322Date } from "../spool/trace-headers.js";
+import { field, fieldText, splitLongWords, WIDTH } from "../core/header-field.js";
+import { rfc5322Date } from "../spool/trace-headers.js";
 
 export interface BounceRecipient {
   readonly finalRecipient: string;
@@ -88,9 +89,6 @@ const STATUS_WORDS: Readonly<Record<string, string>> = {
 
 /** Longest remote reply kept; the rest is cut with "..." (a reply is 512 octets a line, RFC 5321 §4.5.3.1.5). */
 export const MAX_DIAGNOSTIC = 2000;
-/** A word longer than this is split so no line passes RFC 5322's 998-octet limit. */
-const MAX_WORD = 900;
-const WIDTH = 78;
 
 const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
 // RFC 2046 §5.1.1 bchars, at most 70.
@@ -305,11 +303,6 @@ function has8Bit(bytes: Buffer): boolean {
   return false;
 }
 
-/** Text from outside made safe for one header field: line breaks become spaces, other controls "?". */
-export function fieldText(s: string): string {
-  return headerText(s.replace(/\r\n|[\r\n]/g, " "));
-}
-
 /** A remote reply, at most MAX_DIAGNOSTIC characters: one line, or for the text part lines joined by `lineBreak`. */
 function diagnosticText(s: string, lineBreak = " "): string {
   const t = s
@@ -318,29 +311,6 @@ function diagnosticText(s: string, lineBreak = " "): string {
     .filter((line) => line !== "")
     .join(lineBreak);
   return t.length > MAX_DIAGNOSTIC ? `${t.slice(0, MAX_DIAGNOSTIC)}...` : t;
-}
-
-/**
- * "Name: value" CRLF, folded (RFC 5322 §2.2.3) before spaces to keep lines near WIDTH; a word longer
- * than MAX_WORD gets a space inserted so no line passes 998 octets. Unfolding gives the value back.
- */
-export function field(name: string, value: string): string {
-  const words = splitLongWords(fieldText(value)).split(/(?= )/);
-  const lines: string[] = [];
-  let line = `${name}:`;
-  for (const [k, w] of words.entries()) {
-    const word = k === 0 && !w.startsWith(" ") ? ` ${w}` : w;
-    if (line.length + word.length > WIDTH && line.trim() !== `${name}:` && word.trim() !== "") {
-      lines.push(line);
-      line = word;
-    } else line += word;
-  }
-  lines.push(line);
-  return lines.join("\r\n") + "\r\n";
-}
-
-function splitLongWords(text: string): string {
-  return text.replace(new RegExp(`[^ ]{${MAX_WORD + 1},}`, "g"), (w) => w.match(new RegExp(`.{1,${MAX_WORD}}`, "gs"))!.join(" "));
 }
 
 /** Text wrapped at WIDTH with an indent, for the human part. */

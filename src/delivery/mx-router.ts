@@ -3,7 +3,7 @@
 // (RFC 7505 §3), NXDOMAIN and mail looping back to this host bounced; DNS failures deferred. Trusts the DNS
 // answers only as far as their syntax: names are compared lowercase, addresses checked by node:net.
 import net from "node:net";
-import { Resolver } from "node:dns/promises";
+import { makeResolver } from "../core/dns-resolver.js";
 import { isAscii } from "../core/address.js";
 
 export interface MxHost {
@@ -61,12 +61,7 @@ export class MxRouter {
   private readonly localDomains: ReadonlySet<string>;
 
   constructor(opts: MxRouterOptions, resolver?: ResolverLike) {
-    if (resolver) this.resolver = resolver;
-    else {
-      const r = new Resolver({ timeout: opts.timeoutMs ?? 2500, tries: opts.tries ?? 2 });
-      if (opts.servers.length > 0) r.setServers([...opts.servers]);
-      this.resolver = r;
-    }
+    this.resolver = resolver ?? makeResolver(opts);
     this.random = opts.random ?? Math.random;
     const names = new Set<string>();
     for (const n of opts.localNames) {

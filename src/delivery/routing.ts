@@ -3,7 +3,8 @@
 // on delivery.mx_port. The smarthost's own name is resolved to addresses (A/AAAA, never its MX), or
 // used as is when it is an IP address. Trusts the validated config and the resolver's answers.
 import net from "node:net";
-import { Resolver } from "node:dns/promises";
+import type { Resolver } from "node:dns/promises";
+import { makeResolver } from "../core/dns-resolver.js";
 import { splitHostPort } from "../config/schema.js";
 import { MxRouter, type MxRouterOptions } from "./mx-router.js";
 import type { Destination, Router } from "./queue-runner.js";
@@ -34,8 +35,7 @@ class SmarthostRouter implements Router {
     const { host, port } = splitHostPort(smarthost);
     this.host = host;
     this.port = port;
-    this.resolver = new Resolver({ timeout: opts.timeoutMs ?? 2500, tries: opts.tries ?? 2 });
-    if (opts.servers.length) this.resolver.setServers([...opts.servers]);
+    this.resolver = makeResolver(opts);
   }
 
   async route(): Promise<Destination> {

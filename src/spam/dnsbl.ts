@@ -4,7 +4,7 @@
 // a TXT record gives the reason for the 554. NXDOMAIN, timeouts and other answers (Spamhaus' 127.255.255.x error
 // codes, a resolver that rewrites NXDOMAIN) count as not listed and are logged. Trusts the answers' syntax only.
 import net from "node:net";
-import { Resolver } from "node:dns/promises";
+import { makeResolver } from "../core/dns-resolver.js";
 import type { Logger } from "../core/log.js";
 import { reply, type Reply } from "../core/reply.js";
 import { printable } from "../protocol/wire-text.js";
@@ -65,13 +65,8 @@ export class Dnsbl implements ClientScreen {
     resolver?: DnsblResolver,
   ) {
     this.now = opts.now ?? Date.now;
-    if (resolver) this.resolver = resolver;
-    else {
-      // One try per server within the budget; the deadline below bounds the whole screen anyway.
-      const r = new Resolver({ timeout: Math.max(100, Math.min(opts.timeoutMs, 2000)), tries: 1 });
-      if (opts.servers.length > 0) r.setServers([...opts.servers]);
-      this.resolver = r;
-    }
+    // One try per server within the budget; the deadline below bounds the whole screen anyway.
+    this.resolver = resolver ?? makeResolver({ servers: opts.servers, timeoutMs: Math.max(100, Math.min(opts.timeoutMs, 2000)), tries: 1 });
   }
 
   async screen(ip: string): Promise<ClientScreening> {

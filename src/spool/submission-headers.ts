@@ -2,7 +2,8 @@
 // (RFC 6409 §8.1-§8.3), while the content streams: it reads only the header section (RFC 5322 §2.2, §3.6), then passes pieces through
 // untouched. Trusts nothing in the content; holds back at most MAX_CLASSIFY bytes of one line.
 import { isFtext } from "./header-fields.js";
-import { headerText, rfc5322Date } from "./trace-headers.js";
+import { headerText } from "../core/header-field.js";
+import { rfc5322Date } from "./trace-headers.js";
 
 const LF = 0x0a, CR = 0x0d, SP = 0x20, HTAB = 0x09, COLON = 0x3a;
 

@@ -5,6 +5,7 @@
 // Trusts nothing it prints: control characters (CR, LF included) become "?", and content whose first
 // line would continue our Received header (RFC 5322 §2.2.3, leading SP/HTAB) is refused with 550 5.6.0.
 import { MailError } from "../core/errors.js";
+import { headerText } from "../core/header-field.js";
 import { reply } from "../core/reply.js";
 import { receivedTlsComment, type TlsInfo } from "../tls/tls-info.js";
 
@@ -31,11 +32,6 @@ export interface TraceInfo {
   readonly authUser?: string | null;
   readonly id: string;
   readonly receivedAt: Date;
-}
-
-/** Text that goes into a trace header: C0/C1 controls, DEL and Unicode line separators become "?". */
-export function headerText(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f\u0080-\u009f\u2028\u2029]/g, "?");
 }
 
 export function returnPathHeader(sender: string): string {

@@ -3,7 +3,7 @@
 // Trusts none of the identities it prints (HELO, MAIL FROM, From domain, DKIM tags, library comments):
 // result keywords come from fixed lists, property values are written as RFC 8601 tokens, addresses or
 // quoted-strings, comments are escaped, controls never reach the field, and the field is folded at spaces.
-import { field } from "../delivery/bounce-message.js";
+import { field } from "../core/header-field.js";
 
 export const SPF_RESULTS = ["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"] as const;
 export type SpfResult = (typeof SPF_RESULTS)[number];

@@ -2,7 +2,7 @@
 // `[dns] servers` through one node:dns/promises Resolver (c-ares), like the MX router's. Trusts the answers
 // only as far as c-ares parses them; mailauth checks what the records say. Errors keep c-ares' codes
 // (ENOTFOUND, ENODATA: no record; ETIMEOUT, ESERVFAIL, ECONNREFUSED: temporary), which mailauth maps.
-import { Resolver } from "node:dns/promises";
+import { makeResolver } from "../core/dns-resolver.js";
 import type { DNSResolver } from "mailauth";
 
 /** mailauth's resolver: `(name, rrtype)` answered as node:dns `resolve(name, rrtype)` answers it. */
@@ -17,8 +17,7 @@ export interface DnsLookupOptions {
 }
 
 export function createDnsLookup(opts: DnsLookupOptions): DnsLookup {
-  const r = new Resolver({ timeout: opts.timeoutMs ?? 2500, tries: opts.tries ?? 2 });
-  if (opts.servers.length > 0) r.setServers([...opts.servers]);
+  const r = makeResolver(opts);
   return async (name, rrtype) => {
     switch (rrtype) {
       case "A":
