@@ -1,6 +1,6 @@
 // The "auth" check end to end in process: SPF, DKIM, DMARC and ARC answered by the loopback DNS server.
-// DKIM signatures come from an independent signer (Debian python3-dkim, the dkimsign library; keys made by openssl);
-// ARC sets from mailauth's sealMessage (dkimpy's arcsign needs python3-authres, not installed here).
+// DKIM signatures and ARC sets come from an independent signer (Debian python3-dkim: dkim.sign and
+// dkim.arc_sign, which needs python3-authres; keys made by openssl), ARC sets also from mailauth's sealMessage.
 // Asserts the exact header fragments and the verdict for each case.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -43,10 +43,20 @@ interface SignJob {
   readonly domain: string;
   readonly keyFile: () => string;
   readonly algorithm?: "rsa-sha256" | "ed25519-sha256";
+  /**
+   * An ARC set (RFC 8617 §5.1) by dkim.arc_sign instead of a DKIM-Signature: the sealer's authserv-id.
+   * dkimpy takes the sealer's results (the ARC-Authentication-Results) and cv= from its Authentication-Results
+   * fields: none on them gives i=1 cv=none, or a later instance's "arc=pass" / "arc=fail".
+   */
+  readonly arcSrvId?: string;
+  /** Header fields put on top of the message before signing: a hop's own Authentication-Results. */
+  readonly prepend?: string;
+  /** Text added at the end of the body before signing, as a mailing list adds its footer. */
+  readonly footer?: string;
 }
 
 /**
- * Signs with python3-dkim (the library behind Debian's dkimsign), relaxed/relaxed, all jobs in one
+ * Signs or seals with python3-dkim (the library behind Debian's dkimsign and arcsign), relaxed/relaxed, all jobs in one
  * python process: a spawn per message cost ~0.4 s on a loaded machine. /usr/bin/python3 is the
  * interpreter dkimsign runs with (another python3 on PATH may lack the dkim module).
  */
@@ -55,13 +65,17 @@ function dkimsignAll(jobs: readonly SignJob[]): string[] {
     "import sys, json, dkim",
     "out = []",
     "for j in json.load(sys.stdin):",
-    "    msg = (out[j['message']] if isinstance(j['message'], int) else j['message']).encode()",
+    "    msg = (j['prepend'] + (out[j['message']] if isinstance(j['message'], int) else j['message']) + j['footer']).encode()",
     "    key = open(j['key'], 'rb').read()",
-    "    sig = dkim.sign(msg, j['selector'].encode(), j['domain'].encode(), key, canonicalize=(b'relaxed', b'relaxed'), signature_algorithm=j['algorithm'].encode())",
+    "    if j['srv_id']:",
+    "        sig = b''.join(dkim.arc_sign(msg, j['selector'].encode(), j['domain'].encode(), key, j['srv_id'].encode(), signature_algorithm=j['algorithm'].encode()))",
+    "        if not sig: sys.exit('arc_sign sealed nothing: no Authentication-Results of ' + j['srv_id'])",
+    "    else:",
+    "        sig = dkim.sign(msg, j['selector'].encode(), j['domain'].encode(), key, canonicalize=(b'relaxed', b'relaxed'), signature_algorithm=j['algorithm'].encode())",
     "    out.append((sig + msg).decode())",
     "print(json.dumps(out))",
   ].join("\n");
-  const input = JSON.stringify(jobs.map((j) => ({ message: j.message, selector: j.selector, domain: j.domain, key: j.keyFile(), algorithm: j.algorithm ?? "rsa-sha256" })));
+  const input = JSON.stringify(jobs.map((j) => ({ message: j.message, selector: j.selector, domain: j.domain, key: j.keyFile(), algorithm: j.algorithm ?? "rsa-sha256", srv_id: j.arcSrvId ?? "", prepend: j.prepend ?? "", footer: j.footer ?? "" })));
   return JSON.parse(execFileSync("/usr/bin/python3", ["-c", script], { input }).toString()) as string[];
 }
 
@@ -117,6 +131,7 @@ function zone(): Zone {
     "sel._domainkey.broken.test": { rcode: "SERVFAIL" },
     "sel._domainkey.hang.test": { delayMs: 5000, TXT: [rsa] },
     "arc._domainkey.forwarder.test": { TXT: [`v=DKIM1; k=rsa; p=${otherPublic}`] },
+    "arc._domainkey.relay.test": { TXT: [rsa] },
     // DMARC
     "signed.test": { TXT: ["v=spf1 -all"] },
     "_dmarc.signed.test": { TXT: ["v=DMARC1; p=reject"] },
@@ -158,6 +173,18 @@ const SIGN_JOBS = {
 } as const;
 /** Messages signed once in before(): message(from) signed by the RSA key; "twice" adds an Ed25519 signature to "signed". */
 const SIGNED = {} as Record<keyof typeof SIGN_JOBS | "twice", string>;
+/**
+ * ARC chains sealed by dkimpy in before(), as two forwarders would (RFC 8617 §5.1): forwarder.test checks the
+ * original, writes its Authentication-Results and seals (i=1, cv=none); relay.test then writes its own, with
+ * the arc= result it found, and seals again: "pass" gives i=2 cv=pass, "fail" gives i=2 cv=fail; "footer"
+ * is relay.test acting as a mailing list, which adds a footer to the body before it seals (i=2 cv=pass).
+ */
+const ARC_ORIGINAL = message("list@elsewhere.test");
+const ARC_AR1 = "Authentication-Results: forwarder.test; spf=pass smtp.mailfrom=alice@pass.test; dkim=none\r\n";
+const ARC_AR2_PASS = "Authentication-Results: relay.test; arc=pass (i=1) smtp.remote-ip=198.51.100.20; spf=none smtp.mailfrom=list@forwarder.test\r\n";
+const ARC_AR2_FAIL = "Authentication-Results: relay.test; arc=fail (i=1 broken) smtp.remote-ip=198.51.100.20\r\n";
+const ARC_FOOTER = "--\r\nlist@relay.test\r\n";
+const DKIMPY_ARC = {} as Record<"once" | "twice" | "cvFail" | "footer", string>;
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "petrel-auth-"));
@@ -173,12 +200,18 @@ before(async () => {
   otherKey = other.file;
   otherPublic = other.publicB64;
   const names = Object.keys(SIGN_JOBS) as (keyof typeof SIGN_JOBS)[];
+  const once = names.length + 1;
   const out = dkimsignAll([
     ...names.map((n) => ({ ...SIGN_JOBS[n], message: message(SIGN_JOBS[n].message), keyFile: () => rsaKey })),
     { message: 0, selector: "ed", domain: "signed.test", keyFile: () => edKey, algorithm: "ed25519-sha256" },
+    { message: ARC_ORIGINAL, prepend: ARC_AR1, selector: "arc", domain: "forwarder.test", keyFile: () => otherKey, arcSrvId: "forwarder.test" },
+    { message: once, prepend: ARC_AR2_PASS, selector: "arc", domain: "relay.test", keyFile: () => rsaKey, arcSrvId: "relay.test" },
+    { message: once, prepend: ARC_AR2_FAIL, selector: "arc", domain: "relay.test", keyFile: () => rsaKey, arcSrvId: "relay.test" },
+    { message: once, prepend: ARC_AR2_PASS, footer: ARC_FOOTER, selector: "arc", domain: "relay.test", keyFile: () => rsaKey, arcSrvId: "relay.test" },
   ]);
   names.forEach((n, i) => (SIGNED[n] = out[i]!));
   SIGNED.twice = out[names.length]!;
+  [DKIMPY_ARC.once, DKIMPY_ARC.twice, DKIMPY_ARC.cvFail, DKIMPY_ARC.footer] = out.slice(once, once + 4) as [string, string, string, string];
   dns = await startDnsServer({});
   dns.setZone(zone());
 });
@@ -398,6 +431,51 @@ describe("ARC", () => {
     const broken = (await sealed()).replace("Hello there.", "Buy now.");
     const r = await runCheck(broken, { sender: "list@forwarder.test" });
     assert.match(header(r, "Authentication-Results"), /; arc=fail \(.+\)$/);
+  });
+});
+
+describe("ARC sealed by dkimpy (an independent sealer)", () => {
+  // What Petrel reports for each chain: everything but the arc= result is the same for all of them.
+  const ar = async (msg: string): Promise<CheckResult> => runCheck(msg, { sender: "list@forwarder.test" });
+  const others = `${HOST}; spf=none smtp.mailfrom=list@forwarder.test; spf=pass smtp.helo=mx.pass.test; dkim=none; dmarc=none header.from=elsewhere.test;`;
+
+  test("sealed once (i=1, cv=none) with the sealer's Authentication-Results: arc=pass (i=1)", async () => {
+    const msg = DKIMPY_ARC.once;
+    assert.match(msg, /^ARC-Seal: i=1; cv=none; a=rsa-sha256; d=forwarder\.test; s=arc;/);
+    assert.ok(msg.includes("\r\nARC-Authentication-Results: i=1; forwarder.test; spf=pass smtp.mailfrom=alice@pass.test;"), msg);
+    const r = await ar(msg);
+    // The Chain Validation Status (RFC 8617 §5.2) as the method "arc"; the comment names the newest instance.
+    assert.equal(header(r, "Authentication-Results"), `${others} arc=pass (i=1)`);
+    assert.deepEqual(r.verdict, { kind: "accept" });
+  });
+
+  test("sealed twice (i=2, cv=pass): arc=pass (i=2); also when the second hop added a footer before sealing", async () => {
+    const msg = DKIMPY_ARC.twice;
+    assert.match(msg, /^ARC-Seal: i=2; cv=pass; a=rsa-sha256; d=relay\.test; s=arc;/);
+    assert.match(msg, /\r\nARC-Seal: i=1; cv=none; /);
+    assert.equal(header(await ar(msg), "Authentication-Results"), `${others} arc=pass (i=2)`);
+    // RFC 8617 §5.2 step 4: only the newest ARC-Message-Signature must verify; the list's footer breaks i=1's body hash, not the chain.
+    const footer = DKIMPY_ARC.footer;
+    assert.ok(footer.endsWith(`Hello there.\r\n${ARC_FOOTER}`));
+    assert.equal(header(await ar(footer), "Authentication-Results"), `${others} arc=pass (i=2)`);
+  });
+
+  test("the message changed after the last seal (body or a signed header field): arc=fail", async () => {
+    const body = DKIMPY_ARC.once.replace("Hello there.", "Buy now.");
+    assert.equal(header(await ar(body), "Authentication-Results"), `${others} arc=fail (i=1 no valid signature)`);
+    const subject = DKIMPY_ARC.once.replace("Subject: test", "Subject: urgent");
+    assert.equal(header(await ar(subject), "Authentication-Results"), `${others} arc=fail (i=1 no valid signature)`);
+    const afterTwo = DKIMPY_ARC.twice.replace("Hello there.", "Buy now.");
+    const r = await ar(afterTwo);
+    assert.equal(header(r, "Authentication-Results"), `${others} arc=fail (i=2 no valid signature)`);
+    assert.deepEqual(r.verdict, { kind: "accept" }, "a failed chain is reported, it refuses nothing by itself");
+  });
+
+  test("the newest seal says cv=fail (the second hop found the chain broken): arc=fail", async () => {
+    const msg = DKIMPY_ARC.cvFail;
+    assert.match(msg, /^ARC-Seal: i=2; cv=fail; a=rsa-sha256; d=relay\.test; s=arc;/);
+    // RFC 8617 §5.2 step 2: a chain whose newest seal has cv=fail fails, whatever the signatures say.
+    assert.equal(header(await ar(msg), "Authentication-Results"), `${others} arc=fail (i=2 cv=fail)`);
   });
 });
 
