@@ -43,7 +43,7 @@ describe("a Petrel-signed message at a receiving Petrel", () => {
       dnsTimeoutMs: 500,
       dnsTries: 1,
     });
-    const run = check.start({ id: "Q1", peerAddress: "192.0.2.9", helo: "mx.example.test", ptrName: null, sender: "alice@example.test", recipients: ["bob@far.test"], authenticated: false, tls: false });
+    const run = check.start({ id: "Q1", peerAddress: "192.0.2.9", helo: "mx.example.test", ptrName: null, receivedFrom: "from mx.example.test (unknown [192.0.2.9])", sender: "alice@example.test", recipients: ["bob@far.test"], authenticated: false, tls: false });
     assert.ok(run);
     for (let at = 0; at < message.length; at += 1000) run.write(message.subarray(at, at + 1000));
     return run.finish({ size: message.length, open: () => Readable.from([message]) });

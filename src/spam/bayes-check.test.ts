@@ -15,7 +15,7 @@ import { GTUBE, hamMessage, spamMessage } from "../testing/spam-fixtures.js";
 const settings = { ...DEFAULT_SETTINGS, minTrained: 10 };
 
 function ctx(over: Partial<CheckContext> = {}): CheckContext {
-  return { id: "Q1", peerAddress: "192.0.2.9", helo: "mail.example", ptrName: null, sender: "x@deals.example", recipients: ["alice@example.test"], authenticated: false, tls: false, ...over };
+  return { id: "Q1", peerAddress: "192.0.2.9", helo: "mail.example", ptrName: null, receivedFrom: "from mail.example (unknown [192.0.2.9])", sender: "x@deals.example", recipients: ["alice@example.test"], authenticated: false, tls: false, ...over };
 }
 
 function staged(raw: string): StagedMessage {
@@ -130,4 +130,27 @@ test("fromConfig: bayes = false gives no check; the verdict follows [spam] bayes
   const below = await score(s + 0.005);
   assert.deepEqual(below.verdict, { kind: "accept" });
   assert.match(below.headers[0]!, /^X-Spam-Status: No, .* engine=bayes class=unsure\r\n$/);
+});
+
+test("our own Received line counts: a client without reverse DNS scores as the trained mail that had none", async () => {
+  const dir = tempDir();
+  const store = TokenStore.openForTraining(bayesDatabasePath(dir, null));
+  try {
+    // Spam came from clients without a PTR name, ham from forward-confirmed ones; otherwise alike.
+    for (let i = 0; i < 20; i++) {
+      await trainMessage(store, Buffer.from(`Received: from x (unknown [192.0.2.9])\r\n\tby mx.petrel.test; x\r\n${hamMessage(i)}`), "spam");
+      await trainMessage(store, Buffer.from(`Received: from x (x.example.net [192.0.2.9])\r\n\tby mx.petrel.test; x\r\n${hamMessage(i + 100)}`), "ham");
+    }
+  } finally {
+    store.close();
+  }
+  const check = new BayesCheck({ dataDir: dir, scope: "global", settings, log: silentLogger() });
+  try {
+    const score = async (receivedFrom: string) => Number(/score=([\d.]+)/.exec((await run(check, hamMessage(300), ctx({ receivedFrom }))).headers[0]!)![1]);
+    const none = await score("from x (unknown [192.0.2.9])");
+    const confirmed = await score("from x (x.example.net [192.0.2.9])");
+    assert.ok(none > confirmed + 0.2, `no PTR ${none} vs confirmed ${confirmed}`);
+  } finally {
+    check.close();
+  }
 });

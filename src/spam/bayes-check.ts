@@ -69,7 +69,10 @@ export class BayesCheck implements MessageCheck {
       const stores = this.storesFor(ctx.recipients);
       const trained = stores.filter((s) => isTrained(s, this.options.settings));
       if (trained.length === 0) return unknown("untrained");
-      const tokens = await tokenize(await readHead(message.open(), MAX_SCAN_BYTES));
+      // Our own Received line goes first, as in the stored copies the filter was trained on: the client's
+      // reverse DNS ("unknown", "may be forged") and HELO count toward the score.
+      const head = await readHead(message.open(), MAX_SCAN_BYTES);
+      const tokens = await tokenize(Buffer.concat([Buffer.from(`Received: ${ctx.receivedFrom}\r\n`, "latin1"), head]));
       // Per-user scope with several recipients: one verdict for all copies, so the most lenient
       // database decides (a message is junk only when every trained recipient's database says spam).
       let best: BayesResult | null = null;

@@ -18,6 +18,7 @@ const CTX: CheckContext = {
   peerAddress: "192.0.2.7",
   helo: "client.example.org",
   ptrName: "mail.example.org",
+  receivedFrom: "from client.example.org (mail.example.org [192.0.2.7])",
   sender: "alice@example.org",
   recipients: ["bob@example.test", "carol@example.test"],
   authenticated: false,

@@ -129,7 +129,7 @@ describe("the spool's inbound checks", () => {
       const restored = CONTENT.replace(/\r?\n/g, "\r\n");
       assert.deepEqual(c.staged.map((s) => [s.size, s.content.toString("latin1")]), [[restored.length, restored]]);
     }
-    assert.deepEqual(a.started[0], { id: "ID1", peerAddress: "192.0.2.9", helo: "client.test", ptrName: "client.test", sender: "s@remote.test", recipients: ["list@localhost"], authenticated: false, tls: false });
+    assert.deepEqual(a.started[0], { id: "ID1", peerAddress: "192.0.2.9", helo: "client.test", ptrName: "client.test", receivedFrom: "from client.test (client.test [192.0.2.9])", sender: "s@remote.test", recipients: ["list@localhost"], authenticated: false, tls: false });
     const [file] = files("u@localhost", "new");
     const { head, content } = split(file!);
     assert.match(

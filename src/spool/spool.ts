@@ -54,7 +54,7 @@ import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
 import { DirSyncer } from "./dir-sync.js";
 import { fault } from "./fault-injection.js";
 import { SubmissionHeaders } from "./submission-headers.js";
-import { checkContentStart, receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
+import { checkContentStart, receivedFrom, receivedHeader, returnPathHeader, type TraceInfo } from "./trace-headers.js";
 
 export interface AcceptedRecipient {
   /** The address as the client gave it in RCPT TO. */
@@ -158,6 +158,7 @@ export class Spool {
       peerAddress: env.peerAddress,
       helo: env.helo,
       ptrName: env.client?.kind === "confirmed" ? env.client.name : null,
+      receivedFrom: receivedFrom(env),
       sender: env.sender,
       recipients: env.recipients.map((r) => r.address),
       authenticated: env.authenticated ?? false,

@@ -39,18 +39,23 @@ export function returnPathHeader(sender: string): string {
 }
 
 export function receivedHeader(t: TraceInfo, forRecipient: string | null): string {
-  const peer = headerText(t.peerAddress);
-  const literal = clientComment(t.client, peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`);
+  const from = receivedFrom(t);
   const forClause = forRecipient ? `\r\n\tfor <${headerText(forRecipient)}>` : "";
   const tls = t.tls ? `\t${headerText(receivedTlsComment(t.tls))}\r\n` : "";
   const auth = t.authUser ? `\t(Authenticated sender: ${headerText(t.authUser)})\r\n` : "";
   return (
-    `Received: from ${headerText(t.helo) || "unknown"} (${literal})\r\n` +
+    `Received: ${from}\r\n` +
     tls +
     auth +
     `\tby ${headerText(t.hostname)} (Petrel) with ${headerText(t.protocol)} id ${headerText(t.id)}${forClause};\r\n` +
     `\t${rfc5322Date(t.receivedAt)}\r\n`
   );
+}
+
+/** "from HELO (name [ip])": who handed us the message, as the Received field says it (escaped). */
+export function receivedFrom(t: Pick<TraceInfo, "helo" | "peerAddress" | "client">): string {
+  const peer = headerText(t.peerAddress);
+  return `from ${headerText(t.helo) || "unknown"} (${clientComment(t.client, peer.includes(":") ? `[IPv6:${peer}]` : `[${peer}]`)})`;
 }
 
 /** Sendmail's $_: "name [ip]", "name [ip] (may be forged)" or "unknown [ip]"; just "[ip]" without a lookup. */

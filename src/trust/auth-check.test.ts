@@ -93,7 +93,7 @@ async function runCheck(msg: string, ctx: Partial<CheckContext> = {}, policy: Pa
     deadlineMs: 4000,
     ...extra,
   });
-  const run = check.start({ id: "Q1", peerAddress: CLIENT, helo: "mx.pass.test", ptrName: null, sender: "alice@pass.test", recipients: ["bob@petrel.test"], authenticated: false, tls: false, ...ctx });
+  const run = check.start({ id: "Q1", peerAddress: CLIENT, helo: "mx.pass.test", ptrName: null, receivedFrom: "from mx.pass.test (unknown [192.0.2.1])", sender: "alice@pass.test", recipients: ["bob@petrel.test"], authenticated: false, tls: false, ...ctx });
   assert.ok(run);
   const bytes = Buffer.from(msg);
   for (let at = 0; at < bytes.length; at += piece) run.write(bytes.subarray(at, at + piece));
@@ -481,7 +481,7 @@ describe("ARC sealed by dkimpy (an independent sealer)", () => {
 
 describe("the run", () => {
   const options = { hostname: HOST, dnsServers: ["127.0.0.1:9"], policy: DEFAULT_POLICY };
-  const ctx: CheckContext = { id: "Q", peerAddress: CLIENT, helo: "h.test", ptrName: null, sender: "a@pass.test", recipients: [], authenticated: false, tls: false };
+  const ctx: CheckContext = { id: "Q", peerAddress: CLIENT, helo: "h.test", ptrName: null, receivedFrom: "from h.test (unknown [192.0.2.1])", sender: "a@pass.test", recipients: [], authenticated: false, tls: false };
 
   test("not for authenticated clients, nor with [auth] checks = false", () => {
     assert.equal(createAuthCheck(options).start({ ...ctx, authenticated: true }), null);

@@ -13,6 +13,11 @@ export interface CheckContext {
   readonly helo: string;
   /** The forward-confirmed PTR name of the client, when it has one (null: none or not confirmed). */
   readonly ptrName: string | null;
+  /**
+   * The "from …" clause of the Received field this hop writes ("from helo (name [ip] (may be forged))"):
+   * what a filter trained on stored copies saw for this hop.
+   */
+  readonly receivedFrom: string;
   /** Reverse-path; "" for the null sender <>. */
   readonly sender: string;
   /** Accepted RCPT TO addresses, as the client gave them. */

@@ -104,3 +104,15 @@ test("hostile input takes linear time: no regular expression backtracks over the
     assert.ok(ms < 1500, `${name}: ${ms.toFixed(0)} ms`);
   }
 });
+
+test("what a receiving server wrote about the client's reverse DNS becomes a token (Sendmail, Postfix and Petrel forms)", async () => {
+  const t = await tokenize(
+    Buffer.from(
+      "Received: from helo.example (host.example [192.0.2.1] (may be forged))\r\n\tby mx.example; Mon, 30 Nov 2026 10:00:00 +0000\r\n" +
+        "Received: from other (unknown[198.51.100.7])\r\n\tby relay.example; Mon, 30 Nov 2026 09:59:00 +0000\r\nSubject: x\r\n\r\nbody\r\n",
+    ),
+  );
+  assert.ok(t.includes("received:rdns-forged") && t.includes("received:rdns-none"), t.join(" "));
+  const clean = await tokenize(Buffer.from("Received: from mail.example (mail.example [192.0.2.1])\r\n\tby mx.example; x\r\nSubject: x\r\n\r\nbody\r\n"));
+  assert.ok(!clean.some((x) => x.startsWith("received:rdns-")), clean.join(" "));
+});

@@ -134,6 +134,11 @@ function addHeaders(out: TokenSet, email: Email): void {
  * an unanchored pattern that can fail late backtracks over the whole value (quadratic time).
  */
 function addReceived(out: TokenSet, value: string): void {
+  // What the receiving server thought of the client's reverse DNS (Sendmail, Postfix and Petrel write
+  // "(unknown [ip])" without a PTR name and "(may be forged)" when it does not resolve back).
+  const lower = value.toLowerCase();
+  if (lower.includes("(may be forged)")) out.add("received:rdns-forged");
+  if (lower.includes("(unknown [") || lower.includes("(unknown[")) out.add("received:rdns-none");
   for (const piece of value.toLowerCase().split(/[^a-z0-9.-]+/)) {
     const host = piece.replace(/^[.-]+/, "").replace(/[.-]+$/, "");
     if (host.length > 253 || !/^[a-z0-9-]+(?:\.[a-z0-9-]+)+$/.test(host)) continue;
