@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startDnsServer, type DnsServer } from "./helpers/dns-server.js";
-import { eventually, submit } from "./helpers/relay.js";
+import { eventually, startRelayWorld, submit, type RelayWorld } from "./helpers/relay.js";
 import { runProgram } from "./helpers/run.js";
 import { PETREL_BIN, startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
@@ -20,25 +20,17 @@ import { dataStream } from "./smtp-protocol-helpers.js";
 const MB = 1024 * 1024;
 
 describe("DKIM signing", () => {
+  let world: RelayWorld;
   let dns: DnsServer;
   let sink: SmtpSink;
   let server: TestServer;
   const records: string[] = [];
 
   before(async () => {
-    sink = await SmtpSink.start({ rcpt: (to) => (to.toLowerCase().startsWith("gone@") ? "550 5.1.1 no such user" : "250 2.1.5 Ok") }, "127.0.0.2");
-    dns = await startDnsServer({ "far.test": { MX: [[10, "mx.far.test"]] }, "mx.far.test": { A: ["127.0.0.2"] } });
-    server = await startTestServer({
-      dns: `127.0.0.1:${dns.port}`,
-      toml: `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [1]\nqueue_run_interval = 1\n`,
-      users: [["alice@example.test", "pw"]],
-    });
+    world = await startRelayWorld({ rcpt: (to) => (to.toLowerCase().startsWith("gone@") ? "550 5.1.1 no such user" : "250 2.1.5 Ok") });
+    ({ dns, sink, server } = world);
   });
-  after(async () => {
-    await server.stop();
-    await sink.close();
-    await dns.close();
-  });
+  after(() => world.close());
 
   const received = (subject: string) =>
     eventually(`the sink's copy of "${subject}"`, () => sink.transactions.find((t) => t.body?.toString("latin1").includes(`Subject: ${subject}\r\n`)));

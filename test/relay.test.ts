@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { startDnsServer } from "./helpers/dns-server.js";
-import { eventually, submit } from "./helpers/relay.js";
+import { eventually, startRelayWorld, submit, type RelayWorld } from "./helpers/relay.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp } from "./helpers/smtp-client.js";
 import { SmtpSink } from "../src/testing/smtp-sink.js";
@@ -16,36 +16,23 @@ import { SmtpSink } from "../src/testing/smtp-sink.js";
 /** Submits a message over plain SMTP on loopback with AUTH (smtp.auth_without_tls = "loopback"). */
 
 describe("relay by MX", () => {
-  let dns: Awaited<ReturnType<typeof startDnsServer>>;
+  let world: RelayWorld;
   let sink: SmtpSink;
   let server: TestServer;
   const rcptReplies = new Map<string, string[]>();
   before(async () => {
-    sink = await SmtpSink.start(
+    world = await startRelayWorld(
       {
         rcpt: (to) => {
           const queue = rcptReplies.get(to.toLowerCase());
           return queue?.length ? queue.shift()! : "250 2.1.5 Ok";
         },
       },
-      "127.0.0.2",
+      { "nullmx.test": { MX: [[0, "."]] } },
     );
-    dns = await startDnsServer({
-      "far.test": { MX: [[10, "mx.far.test"]] },
-      "mx.far.test": { A: ["127.0.0.2"] },
-      "nullmx.test": { MX: [[0, "."]] },
-    });
-    server = await startTestServer({
-      dns: `127.0.0.1:${dns.port}`,
-      toml: `[smtp]\nauth_without_tls = "loopback"\n[delivery]\nmx_port = ${sink.port}\nretry_schedule = [1]\nqueue_run_interval = 1\n`,
-      users: [["alice@example.test", "pw"]],
-    });
+    ({ sink, server } = world);
   });
-  after(async () => {
-    await server.stop();
-    await sink.close();
-    await dns.close();
-  });
+  after(() => world.close());
 
   const bounceFor = (subject: string) =>
     server
