@@ -10,12 +10,8 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { opt } from "./bench-options.mjs";
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
 const N = opt("messages", 10000);
 const D = opt("domains", 100);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
