@@ -68,3 +68,21 @@ test("reverse-mapping names: in-addr.arpa and ip6.arpa nibbles (compressed and I
   assert.equal(arpaName("::ffff:192.0.2.1", "ipv6"), "1.0.2.0.0.0.0.c.f.f.f.f.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa");
   assert.equal(arpaName("::1", "ipv6"), "1." + "0.".repeat(31) + "ip6.arpa");
 });
+
+test("answers are shared: concurrent and repeated lookups of one IP ask DNS once for 5 minutes; a 'none' is asked again", async () => {
+  let now = 1_000_000;
+  const cached = new ReverseDns({ servers: [`127.0.0.1:${dns.port}`], timeoutMs: 400, queryTimeoutMs: 150, tries: 1 }, undefined, () => now);
+  const ptrQueries = () => dns.queries.filter((q) => q.name === "7.2.0.192.in-addr.arpa" && q.type === "PTR").length;
+  const before = ptrQueries();
+  const answers = await Promise.all([cached.lookup("192.0.2.7"), cached.lookup("192.0.2.7"), cached.lookup("192.0.2.7")]);
+  assert.deepEqual(answers, Array(3).fill({ kind: "confirmed", name: "mail.client.test" }));
+  assert.equal(await cached.lookup("192.0.2.7").then((a) => a.kind), "confirmed");
+  assert.equal(ptrQueries() - before, 1, "one PTR query for four lookups");
+  now += 5 * 60_000 + 1;
+  await cached.lookup("192.0.2.7");
+  assert.equal(ptrQueries() - before, 2, "asked again once the answer is 5 minutes old");
+  const noneBefore = dns.queries.filter((q) => q.name === "10.2.0.192.in-addr.arpa").length;
+  await cached.lookup("192.0.2.10");
+  await cached.lookup("192.0.2.10");
+  assert.equal(dns.queries.filter((q) => q.name === "10.2.0.192.in-addr.arpa").length - noneBefore, 2, "a 'none' is not kept");
+});

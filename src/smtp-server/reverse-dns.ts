@@ -21,13 +21,25 @@ export interface ReverseDnsOptions {
 const MAX_NAMES = 4;
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
 
+/** How long an answer is reused for the same IP, and how many IPs are remembered (as the DNSBL cache). */
+const CACHE_MS = 5 * 60_000;
+const CACHE_MAX = 10_000;
+
 export class ReverseDns {
   private readonly dns: DnsLookup;
   private readonly timeoutMs: number;
+  private readonly now: () => number;
+  /**
+   * Answers by IP: concurrent connections from one address share one lookup, and a client reconnecting
+   * in a loop costs DNS one lookup per CACHE_MS. A lookup that ended in "none" is not kept (it may have
+   * been a timeout), but concurrent callers still share it.
+   */
+  private readonly cache = new Map<string, { readonly answer: Promise<ClientName>; expires: number }>();
 
-  constructor(opts: ReverseDnsOptions, dns?: DnsLookup) {
+  constructor(opts: ReverseDnsOptions, dns?: DnsLookup, now: () => number = Date.now) {
     this.dns = dns ?? createDnsLookup({ servers: opts.servers, timeoutMs: opts.queryTimeoutMs ?? 2000, tries: opts.tries ?? 2 });
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.now = now;
   }
 
   /** The names or addresses of one lookup; none on any error (the check is advisory). */
@@ -40,7 +52,23 @@ export class ReverseDns {
   }
 
   /** What the client's IP says it is; resolves within timeoutMs, never rejects. */
-  async lookup(ip: string): Promise<ClientName> {
+  lookup(ip: string): Promise<ClientName> {
+    const hit = this.cache.get(ip);
+    if (hit && hit.expires > this.now()) return hit.answer;
+    if (hit) this.cache.delete(ip);
+    const answer = this.lookupNow(ip);
+    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
+    const entry = { answer, expires: Infinity };
+    this.cache.set(ip, entry);
+    void answer.then((name) => {
+      if (name.kind === "none") {
+        if (this.cache.get(ip) === entry) this.cache.delete(ip);
+      } else entry.expires = this.now() + CACHE_MS;
+    });
+    return answer;
+  }
+
+  private async lookupNow(ip: string): Promise<ClientName> {
     const family = net.isIP(ip);
     if (family === 0) return { kind: "none" };
     let timer: NodeJS.Timeout | undefined;
