@@ -12,8 +12,8 @@ import { RawPop3 } from "./helpers/pop3-client.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { RawSmtp, type RawReply } from "./helpers/smtp-client.js";
 
-async function send(server: TestServer, rcpt: string, body: string, helo = "client.test"): Promise<RawReply> {
-  const c = await RawSmtp.connect(server.smtpPort);
+async function send(server: TestServer, rcpt: string, body: string, helo = "client.test", from?: string): Promise<RawReply> {
+  const c = await RawSmtp.connect(server.smtpPort, "127.0.0.1", from);
   try {
     assert.equal((await c.reply()).code, 220);
     assert.equal((await c.command(`EHLO ${helo}`)).code, 250);
@@ -46,16 +46,17 @@ describe("Received names the client from forward-confirmed reverse DNS", () => {
     await dns.close();
   });
 
-  const cases: [string, Parameters<DnsServer["setZone"]>[0], string][] = [
-    ["confirmed", { "1.0.0.127.in-addr.arpa": { PTR: ["Relay.Client.Test."] }, "relay.client.test": { A: ["127.0.0.1"] } }, "Received: from client.test (relay.client.test [127.0.0.1])\n"],
-    ["not resolving back", { "1.0.0.127.in-addr.arpa": { PTR: ["liar.test"] }, "liar.test": { A: ["192.0.2.1"] } }, "Received: from client.test (liar.test [127.0.0.1] (may be forged))\n"],
-    ["no PTR", {}, "Received: from client.test (unknown [127.0.0.1])\n"],
+  // Each case connects from its own loopback address: reverse DNS answers are kept per IP for 5 minutes.
+  const cases: [string, string, Parameters<DnsServer["setZone"]>[0], string][] = [
+    ["confirmed", "127.0.0.21", { "21.0.0.127.in-addr.arpa": { PTR: ["Relay.Client.Test."] }, "relay.client.test": { A: ["127.0.0.21"] } }, "Received: from client.test (relay.client.test [127.0.0.21])\n"],
+    ["not resolving back", "127.0.0.22", { "22.0.0.127.in-addr.arpa": { PTR: ["liar.test"] }, "liar.test": { A: ["192.0.2.1"] } }, "Received: from client.test (liar.test [127.0.0.22] (may be forged))\n"],
+    ["no PTR", "127.0.0.23", {}, "Received: from client.test (unknown [127.0.0.23])\n"],
   ];
-  for (const [name, zone, line] of cases) {
+  for (const [name, ip, zone, line] of cases) {
     test(`PTR ${name}`, async () => {
       dns.setZone(zone);
       const before = new Set(server.mailbox("bob@example.test"));
-      assert.equal((await send(server, "bob@example.test", `Subject: ${name}\r\n\r\nhi\r\n`)).code, 250);
+      assert.equal((await send(server, "bob@example.test", `Subject: ${name}\r\n\r\nhi\r\n`, "client.test", ip)).code, 250);
       const [file] = server.mailbox("bob@example.test").filter((f) => !before.has(f));
       const text = fs.readFileSync(file!, "latin1");
       assert.equal(text.split("\n")[1] + "\n", line, text);
