@@ -47,7 +47,8 @@ import { committedTmpName, ensureMaildir, ensureMaildirFolder, forgetMaildir, fs
 import type { Route } from "../delivery/recipient-resolver.js";
 import { QUEUE_FOLDERS, queueEnvelope, queuePaths, type QueueDsn } from "../queue/queue-entry.js";
 import { crlfChunks, crlfContent } from "../queue/queued-content.js";
-import { combineVerdicts, type CheckContext, type CheckResult, type MessageCheck, type MessageCheckRun, type StagedMessage } from "../trust/message-check.js";
+import type { CheckContext, MessageCheck, StagedMessage } from "../trust/message-check.js";
+import { CheckStage } from "./check-stage.js";
 import { AuthResultsFilter } from "./auth-results-filter.js";
 import type { MailDsnParams, RcptDsnParams } from "../smtp-server/dsn-params.js";
 import { CommitJournal, removeFiles, type Rename } from "./commit-journal.js";
@@ -119,12 +120,6 @@ export interface InboundChecks {
   readonly trustedNetworks?: net.BlockList;
 }
 
-/** A check and its run on one message. */
-interface ActiveRun {
-  readonly name: string;
-  readonly run: MessageCheckRun;
-}
-
 export class Spool {
   /** Called after the commit of a message with off-site recipients (the relay sends it at once). */
   onQueued: ((id: string) => void) | undefined;
@@ -150,9 +145,9 @@ export class Spool {
     return path.join(this.dataDir, "queue");
   }
 
-  /** Starts every check that applies to this message; a check whose start() throws is logged and left out. */
-  private startChecks(env: Envelope): ActiveRun[] {
-    if (this.inbound.checks.length === 0) return [];
+  /** Starts every check that applies to this message; null when none does. */
+  private startChecks(env: Envelope): CheckStage | null {
+    if (this.inbound.checks.length === 0) return null;
     const ctx: CheckContext = {
       id: env.id,
       peerAddress: env.peerAddress,
@@ -164,16 +159,7 @@ export class Spool {
       authenticated: env.authenticated ?? false,
       tls: !!env.tls,
     };
-    const runs: ActiveRun[] = [];
-    for (const check of this.inbound.checks) {
-      try {
-        const run = check.start(ctx);
-        if (run) runs.push({ name: check.name, run });
-      } catch (err) {
-        this.log.error({ err, id: env.id, check: check.name }, "inbound check failed to start; the message is not checked by it");
-      }
-    }
-    return runs;
+    return CheckStage.start(this.inbound.checks, ctx, this.log);
   }
 
   async open(env: Envelope): Promise<IncomingMessage> {
@@ -200,11 +186,11 @@ export class Spool {
     const checked = this.checkable(env);
     if (checked) {
       msg.authResults = new AuthResultsFilter(env.hostname, SPAM_VERDICT_FIELDS);
-      msg.runs = this.startChecks(env);
+      msg.checks = this.startChecks(env);
     }
     try {
       if (remote.length) for (const f of QUEUE_FOLDERS) await ensureQueueDir(path.join(this.queueDir, f));
-      if (msg.runs.length) {
+      if (msg.checks) {
         // Checked: the copies are made at commit, with the checks' headers, from the content staged
         // in memory (up to one 64 KB batch) or, once it is larger, in a staging file made at its first flush.
         const dir = path.join(this.dataDir, "spool", "staging");
@@ -223,25 +209,6 @@ export class Spool {
     }
     return msg;
   }
-}
-
-/** A run's finish(); one that breaks its promise and throws is logged and counts as "accept" without headers. */
-async function finishRun(r: ActiveRun, staged: StagedMessage, log: Logger, id: string): Promise<CheckResult> {
-  try {
-    return await r.run.finish(staged);
-  } catch (err) {
-    log.error({ err, id, check: r.name }, "inbound check failed; the message is accepted without its result");
-    return { headers: [], verdict: { kind: "accept" } };
-  }
-}
-
-/** A complete header field ending in CRLF, folded lines allowed, no other CR or LF, no NUL (RFC 5322 §2.2). */
-const FIELD_RE = /^[\x21-\x39\x3b-\x7e]+:[^\r\n\0]*\r\n(?:[ \t][^\r\n\0]*\r\n)*$/;
-
-function validField(field: string, check: string, log: Logger): boolean {
-  if (FIELD_RE.test(field)) return true;
-  log.error({ check, field: field.slice(0, 200) }, "inbound check returned a malformed header field; it is left out");
-  return false;
 }
 
 function newCopy(kind: Copy["kind"], root: string, tmpPath: string, finalDir: string, name: string, trace: Copy["trace"]): Copy {
@@ -329,11 +296,10 @@ export class IncomingMessage {
   submission: SubmissionHeaders | null = null;
   /** Removes Authentication-Results fields claiming our name from checkable mail, as it streams. */
   authResults: AuthResultsFilter | null = null;
-  /** The checks running on this message; none: the fast path. */
-  runs: ActiveRun[] = [];
+  /** The checks running on this message; null: the fast path. */
+  checks: CheckStage | null = null;
   /** The file the checked content is written to (the copies are made from it at commit). */
   staging: Copy | null = null;
-  private runsEnded = false;
 
   /** Takes pieces of content; they must not be modified afterwards. Writes in batches. */
   async write(pieces: readonly Buffer[]): Promise<void> {
@@ -347,7 +313,7 @@ export class IncomingMessage {
         this.started = true;
         checkContentStart(p[0]!);
       }
-      for (const r of this.runs) r.run.write(p);
+      this.checks?.write(p);
       this.add(this.lf.feed(p));
     }
     if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
@@ -453,18 +419,11 @@ export class IncomingMessage {
       content = () => crlfChunks(inMemory);
     }
     const staged: StagedMessage = { size: this.contentSize + this.crlf.bareLf, open: () => Readable.from(content()) };
-    const results = await Promise.all(this.runs.map((r) => finishRun(r, staged, this.ctx.log, this.env.id)));
-    this.runsEnded = true;
-    const verdict = combineVerdicts(results.map((r) => r.verdict));
-    this.ctx.log.info(
-      { id: this.env.id, verdict: verdict.kind, ...(verdict.kind === "accept" ? {} : { reason: verdict.reason }), checks: this.runs.map((r, i) => ({ name: r.name, verdict: results[i]!.verdict.kind })) },
-      "inbound checks",
-    );
+    const { verdict, fields } = await this.checks!.finish(staged);
     if (verdict.kind === "reject")
       throw new MailError("refused-by-check", `Refused by an inbound check: ${verdict.reason}`, { reply: verdict.reply });
-    const fields = results.flatMap((r, i) => r.headers.filter((h) => validField(h, this.runs[i]!.name, this.ctx.log)));
     for (const c of this.copies) {
-      setPrefix(c, fields.join(""));
+      setPrefix(c, fields);
       if (verdict.kind === "junk" && c.kind === "maildir") intoFolder(c, JUNK_FOLDER);
     }
   }
@@ -587,16 +546,7 @@ export class IncomingMessage {
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    if (!this.runsEnded) {
-      this.runsEnded = true;
-      for (const r of this.runs) {
-        try {
-          r.run.abort();
-        } catch (err) {
-          this.ctx.log.error({ err, id: this.env.id, check: r.name }, "inbound check failed to abort");
-        }
-      }
-    }
+    this.checks?.abort();
     for (const c of this.staging ? [...this.copies, this.staging] : this.copies) {
       await c.fh?.close().catch(() => undefined);
       c.fh = null;
