@@ -5,6 +5,7 @@
 // names: one that is not a syntactically valid host name is ignored (it would end up in Received).
 import net from "node:net";
 import type { ClientName } from "../spool/trace-headers.js";
+import { AnswerCache } from "../core/answer-cache.js";
 import { createDnsLookup, type DnsLookup } from "../trust/dns-lookup.js";
 
 export interface ReverseDnsOptions {
@@ -28,18 +29,17 @@ const CACHE_MAX = 10_000;
 export class ReverseDns {
   private readonly dns: DnsLookup;
   private readonly timeoutMs: number;
-  private readonly now: () => number;
   /**
    * Answers by IP: concurrent connections from one address share one lookup, and a client reconnecting
    * in a loop costs DNS one lookup per CACHE_MS. A lookup that ended in "none" is not kept (it may have
    * been a timeout), but concurrent callers still share it.
    */
-  private readonly cache = new Map<string, { readonly answer: Promise<ClientName>; expires: number }>();
+  private readonly cache: AnswerCache<ClientName>;
 
   constructor(opts: ReverseDnsOptions, dns?: DnsLookup, now: () => number = Date.now) {
     this.dns = dns ?? createDnsLookup({ servers: opts.servers, timeoutMs: opts.queryTimeoutMs ?? 2000, tries: opts.tries ?? 2 });
     this.timeoutMs = opts.timeoutMs ?? 5000;
-    this.now = now;
+    this.cache = new AnswerCache(CACHE_MS, CACHE_MAX, now);
   }
 
   /** The names or addresses of one lookup; none on any error (the check is advisory). */
@@ -53,19 +53,7 @@ export class ReverseDns {
 
   /** What the client's IP says it is; resolves within timeoutMs, never rejects. */
   lookup(ip: string): Promise<ClientName> {
-    const hit = this.cache.get(ip);
-    if (hit && hit.expires > this.now()) return hit.answer;
-    if (hit) this.cache.delete(ip);
-    const answer = this.lookupNow(ip);
-    if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!);
-    const entry = { answer, expires: Infinity };
-    this.cache.set(ip, entry);
-    void answer.then((name) => {
-      if (name.kind === "none") {
-        if (this.cache.get(ip) === entry) this.cache.delete(ip);
-      } else entry.expires = this.now() + CACHE_MS;
-    });
-    return answer;
+    return this.cache.get(ip, () => this.lookupNow(ip), (name) => name.kind !== "none");
   }
 
   private async lookupNow(ip: string): Promise<ClientName> {

@@ -4,6 +4,7 @@
 // a TXT record gives the reason for the 554. NXDOMAIN, timeouts and other answers (Spamhaus' 127.255.255.x error
 // codes, a resolver that rewrites NXDOMAIN) count as not listed and are logged. Trusts the answers' syntax only.
 import net from "node:net";
+import { AnswerCache } from "../core/answer-cache.js";
 import { makeResolver } from "../core/dns-resolver.js";
 import type { Logger } from "../core/log.js";
 import { reply, type Reply } from "../core/reply.js";
@@ -56,15 +57,14 @@ type Lookup = { readonly kind: "listed"; readonly codes: readonly string[] } | {
 
 export class Dnsbl implements ClientScreen {
   private readonly resolver: DnsblResolver;
-  private readonly now: () => number;
-  /** Client address → screening and when it expires; oldest first (Map order), bounded. */
-  private readonly cache = new Map<string, { readonly result: ClientScreening; readonly expires: number }>();
+  /** Client address → screening, kept when every list answered; bounded, oldest first. */
+  private readonly cache: AnswerCache<{ result: ClientScreening; complete: boolean }>;
 
   constructor(
     private readonly opts: DnsblOptions,
     resolver?: DnsblResolver,
   ) {
-    this.now = opts.now ?? Date.now;
+    this.cache = new AnswerCache(SCREEN_CACHE_MS, SCREEN_CACHE_SIZE, opts.now ?? Date.now);
     // One try per server within the budget; the deadline below bounds the whole screen anyway.
     this.resolver = resolver ?? makeResolver({ servers: opts.servers, timeoutMs: Math.max(100, Math.min(opts.timeoutMs, 2000)), tries: 1 });
   }
@@ -75,15 +75,7 @@ export class Dnsbl implements ClientScreen {
     if (this.opts.exempt.check(ip, version === 6 ? "ipv6" : "ipv4")) return { kind: "exempt" };
     const { blocklists, allowlists } = this.opts;
     if (blocklists.length === 0 && allowlists.length === 0) return { kind: "clean" };
-    const cached = this.cache.get(ip);
-    if (cached && cached.expires > this.now()) return cached.result;
-    this.cache.delete(ip);
-    const { result, complete } = await this.lookUp(ip);
-    if (complete) {
-      if (this.cache.size >= SCREEN_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(ip, { result, expires: this.now() + SCREEN_CACHE_MS });
-    }
-    return result;
+    return (await this.cache.get(ip, () => this.lookUp(ip), (r) => r.complete)).result;
   }
 
   /** Asks every list; `complete` when every list answered (only then is the result worth keeping). */
