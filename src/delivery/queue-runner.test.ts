@@ -365,3 +365,36 @@ test("returnToSender (queue bounce): waiting recipients fail with 5.0.0 without 
   ]);
   assert.match(bounced[0]![1][0]!.reply.lines[0]!, /returned to the sender by the postmaster/);
 });
+
+test("a message is in flight while any of its domain jobs runs: queue bounce waits for the last one", async () => {
+  const t0 = Date.now();
+  await queue("F1", ["a@quick.test", "b@slow.test"], new Date(t0));
+  let release!: () => void;
+  const slowGate = new Promise<void>((r) => (release = r));
+  let quickDone = false;
+  const runner = new QueueRunner({
+    queueDir,
+    state,
+    router: { route: async (d) => ({ kind: "hosts", port: 25, profile: "mx", hosts: [{ host: `mx.${d}`, addresses: ["127.0.0.18"] }] }) },
+    transport: {
+      async attempt(t, _m, rcpts) {
+        if (t.host === "mx.slow.test") await slowGate;
+        else quickDone = true;
+        return { kind: "replies", replies: new Map(rcpts.map((r) => [r, reply(451, "4.3.0", "later")])) };
+      },
+    },
+    retry: { schedule: [60], maxQueueAge: 3600 },
+    concurrency: { total: 10, perDestination: 2 },
+    log: silentLogger(),
+    now: () => t0,
+  });
+  const run = runner.runOnce();
+  for (let i = 0; i < 200 && !quickDone; i++) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 20));
+  const [m] = await scanQueue(queueDir, state);
+  assert.deepEqual(runner.returnToSender(m!), { kind: "busy" }, "the slow domain's job still runs");
+  assert.equal(await runner.idle("F1", 50), false);
+  release();
+  await run;
+  assert.equal(await runner.idle("F1", 1000), true);
+});

@@ -135,8 +135,8 @@ function inDomain(domain: string | undefined, subdomains: boolean): (to: string)
 }
 
 export class QueueRunner {
-  /** Messages with a delivery in progress. */
-  private readonly inFlight = new Set<string>();
+  /** Messages with deliveries in progress, and how many (one job per domain of a message can run at once). */
+  private readonly inFlight = new Map<string, number>();
 
   constructor(private readonly deps: RunnerDeps) {}
 
@@ -162,7 +162,7 @@ export class QueueRunner {
     for (const j of jobs) pending.set(j.m, (pending.get(j.m) ?? 0) + 1);
     await runLimited(jobs, (j) => j.domain, this.deps.concurrency ?? { total: 1, perDestination: 1 }, async ({ m, domain, recipients }) => {
       const id = m.envelope.id;
-      this.inFlight.add(id);
+      this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
       try {
         const { outcomes, relay } = await this.deliverDomain(m, domain, recipients.map((r) => r.to), new Map(recipients.map((r) => [r.to, r.attempts])));
         const failed = outcomes.filter((o) => o.state.kind === "failed");
@@ -183,7 +183,9 @@ export class QueueRunner {
         pending.set(m, left);
         if (left === 0) await this.warnIfDelayed(m, deferredBy.get(m) ?? []);
       } finally {
-        this.inFlight.delete(id);
+        const n = this.inFlight.get(id)! - 1;
+        if (n === 0) this.inFlight.delete(id);
+        else this.inFlight.set(id, n);
       }
     }, (err) => log.error({ err }, "delivery job failed"));
     // Bounces owed (failed in this run, in a run a crash cut short, or returned by the administrator):
