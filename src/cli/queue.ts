@@ -53,14 +53,9 @@ export function registerQueue(program: Command): void {
       const queueDir = path.join(config.data_dir, "queue");
       const answer = await controlRequest(config.data_dir, { cmd: "delete", id });
       if (answer === "not-running") {
-        // Checked before opening the state, which would create queue/state.db (as whoever runs this).
-        if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
-        const state = new QueueState(queueDir);
-        try {
+        await onEntryDirectly(queueDir, id, async (state) => {
           if (!(await deleteEntry(queueDir, state, id))) throw new UsageError(`no queue entry ${id}`);
-        } finally {
-          state.close();
-        }
+        });
       } else if (!answer.ok) throw new UsageError(answer.error);
       process.stdout.write(`deleted ${id}\n`);
     });
@@ -74,16 +69,12 @@ export function registerQueue(program: Command): void {
       const queueDir = path.join(config.data_dir, "queue");
       const answer = await controlRequest(config.data_dir, { cmd: "bounce", id });
       if (answer === "not-running") {
-        if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
-        const state = new QueueState(queueDir);
-        try {
+        await onEntryDirectly(queueDir, id, async (state) => {
           const m = await readEntry(queueDir, state, id);
           if (!m) throw new UsageError(`no queue entry ${id}`);
           const returned = giveUp(state, m);
           process.stdout.write(`returned ${id} to <${m.envelope.sender}> for ${returned.length} recipient${returned.length === 1 ? "" : "s"}; the bounce is sent when the server starts\n`);
-        } finally {
-          state.close();
-        }
+        });
         return;
       }
       if (!answer.ok) throw new UsageError(answer.error);
@@ -171,6 +162,20 @@ async function listing(m: QueuedMessage): Promise<QueueListing> {
   const arrived = new Date(envelope.received);
   const recipients = m.recipients.map((r) => ({ to: r.to, state: recipientState(r) }));
   return { id: envelope.id, where: "queue", size, arrived: Number.isNaN(arrived.getTime()) ? null : arrived, sender: envelope.sender, recipients };
+}
+
+/**
+ * queue delete/bounce with the server stopped: fn with the relay's state, for an entry that exists.
+ * The entry is checked first: opening the state would create queue/state.db (as whoever runs this).
+ */
+async function onEntryDirectly(queueDir: string, id: string, fn: (state: QueueState) => Promise<void>): Promise<void> {
+  if (!fsSync.existsSync(path.join(queueDir, "envelopes", `${id}.json`))) throw new UsageError(`no queue entry ${id}`);
+  const state = new QueueState(queueDir);
+  try {
+    await fn(state);
+  } finally {
+    state.close();
+  }
 }
 
 /**
