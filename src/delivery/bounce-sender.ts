@@ -70,18 +70,16 @@ export class BounceSender implements Bounces {
 
   /** A bounce for any message (a sendmail drop's refused recipients); the sender must not be <>. */
   async report(m: ReportedMessage, failed: readonly FailedRecipient[], action: "failed" | "delayed", until?: Date): Promise<void> {
-    const envelope = m;
-    const decided = this.deps.routeOf(envelope.sender);
+    const decided = this.deps.routeOf(m.sender);
     if ("refused" in decided) {
-      this.deps.log.warn({ id: envelope.id, sender: envelope.sender, reason: replyText(decided.refused) }, "bounce not sent: the sender's address leads nowhere");
+      this.deps.log.warn({ id: m.id, sender: m.sender, reason: replyText(decided.refused) }, "bounce not sent: the sender's address leads nowhere");
       return;
     }
     const { route } = decided;
     const now = new Date();
-    const orcptOf = (to: string) => m.orcptOf(to);
     const recipients: BounceRecipient[] = failed.map((f) => ({
       finalRecipient: f.to,
-      ...(orcptOf(f.to) ? { originalRecipient: orcptOf(f.to)! } : {}),
+      ...(m.orcptOf(f.to) ? { originalRecipient: m.orcptOf(f.to)! } : {}),
       action,
       ...(until ? { willRetryUntil: until } : {}),
       status: f.reply.enhanced ?? (f.reply.code >= 500 ? "5.0.0" : "4.0.0"),
@@ -94,7 +92,7 @@ export class BounceSender implements Bounces {
       id,
       sender: "",
       source: "bounce",
-      recipients: [{ address: envelope.sender, route }],
+      recipients: [{ address: m.sender, route }],
       helo: this.deps.hostname,
       peerAddress: "127.0.0.1",
       hostname: this.deps.hostname,
@@ -104,12 +102,12 @@ export class BounceSender implements Bounces {
     try {
       for await (const piece of bounceMessage({
         reportingMta: this.deps.hostname,
-        queueId: envelope.id,
-        arrivalDate: new Date(envelope.received),
-        sender: envelope.sender,
+        queueId: m.id,
+        arrivalDate: new Date(m.received),
+        sender: m.sender,
         recipients,
-        ret: envelope.ret ?? "HDRS",
-        ...(envelope.envid ? { envid: envelope.envid } : {}),
+        ret: m.ret ?? "HDRS",
+        ...(m.envid ? { envid: m.envid } : {}),
         original: () => m.open(),
         postmaster: `MAILER-DAEMON@${this.deps.hostname}`,
         now,
@@ -120,7 +118,7 @@ export class BounceSender implements Bounces {
       await msg.abort();
       throw err;
     }
-    this.deps.log.info({ id, original: envelope.id, to: envelope.sender, [action]: failed.map((f) => f.to) }, action === "failed" ? "bounce sent to the sender" : "delay notice sent to the sender");
+    this.deps.log.info({ id, original: m.id, to: m.sender, [action]: failed.map((f) => f.to) }, action === "failed" ? "bounce sent to the sender" : "delay notice sent to the sender");
     if (route.remote.length) this.deps.onQueued?.();
   }
 }
