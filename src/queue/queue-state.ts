@@ -75,6 +75,8 @@ export class QueueState {
   private readonly addNotice: Database.Statement;
   private readonly dropNotices: Database.Statement;
   private readonly giveUp1: Database.Statement;
+  private readonly owedIds: Database.Statement;
+  private readonly owed: Database.Statement;
 
   constructor(queueDir: string) {
     fs.mkdirSync(queueDir, { recursive: true, mode: 0o700 });
@@ -91,6 +93,8 @@ export class QueueState {
     this.reschedule1 = this.db.prepare("UPDATE recipients SET next_attempt = ? WHERE id = ? AND rcpt = ? AND state = 'deferred'");
     this.addNotice = this.db.prepare("INSERT OR REPLACE INTO notices (id, rcpt, relay) VALUES (?, ?, ?)");
     this.dropNotices = this.db.prepare("DELETE FROM notices WHERE id = ?");
+    this.owedIds = this.db.prepare("SELECT DISTINCT id FROM notices").pluck();
+    this.owed = this.db.prepare("SELECT rcpt, relay FROM notices WHERE id = ?").raw();
     this.giveUp1 = this.db.prepare(
       `INSERT INTO recipients (id, rcpt, state, reply, attempts, next_attempt) VALUES (@id, @rcpt, 'failed', @reply, @attempts, NULL)
        ON CONFLICT (id, rcpt) DO UPDATE SET state = 'failed', reply = @reply, next_attempt = NULL`,
@@ -159,12 +163,12 @@ export class QueueState {
 
   /** Messages owing their sender a bounce. */
   noticeIds(): Set<string> {
-    return new Set((this.db.prepare("SELECT DISTINCT id FROM notices").all() as { id: string }[]).map((r) => r.id));
+    return new Set(this.owedIds.all() as string[]);
   }
 
   /** The failed recipients of this message still owed a bounce. */
   notices(id: string): PendingNotice[] {
-    return (this.db.prepare("SELECT rcpt, relay FROM notices WHERE id = ?").raw().all(id) as [string, string][]).map(([to, relay]) => ({ to, relay }));
+    return (this.owed.all(id) as [string, string][]).map(([to, relay]) => ({ to, relay }));
   }
 
   /** The bounce is queued (or not to be sent): forget what was owed. */
